@@ -1,0 +1,318 @@
+"""Settings read from the environment.
+
+Every variable Wallie reads is declared once in :data:`VARIABLES`, with its
+default, an example and a parser.  The README's configuration table lists
+the same variables, and a test keeps the two in step.  Provider settings
+(OpenAI, SMTP, Gmail, Outlook, ...) are declared here as well, under their
+own heading in :data:`VARIABLES`, so there is one place to look.
+
+An invalid value stops start-up with a :class:`~wallie.errors.ConfigurationError`
+that names the variable, shows the value with any password masked, and
+gives the expected form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigurationError
+
+_DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***``.
+
+    Examples:
+      >>> mask_url("postgres://app:s3cret@db.example.com:5432/wallie")
+      'postgres://app:***@db.example.com:5432/wallie'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+
+    if parts.password is None:
+        return url
+
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _invalid(name: str, value: str, expected: str, *, secret: bool = False) -> None:
+    shown = "<hidden>" if secret else mask_url(value)
+    raise ConfigurationError(name, f"{name}={shown!r} is invalid: expected {expected}.")
+
+
+def _parse_database_url(name: str, value: str) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme not in _DATABASE_SCHEMES:
+        _invalid(
+            name,
+            value,
+            "sqlite:///PATH, postgres://USER:PASSWORD@HOST:PORT/NAME "
+            "or postgresql://USER:PASSWORD@HOST:PORT/NAME",
+        )
+
+    if scheme != "sqlite" and not urlsplit(value).path.strip("/"):
+        _invalid(name, value, "a database name after the host, as in .../wallie")
+
+    return value
+
+
+def _parse_redis_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in _REDIS_SCHEMES or not (parts.hostname or parts.path):
+        _invalid(name, value, "redis://[:PASSWORD@]HOST:PORT[/DB] or rediss://...")
+
+    return value
+
+
+def _parse_positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+
+    if number < 1:
+        _invalid(name, value, "a whole number of 1 or more")
+
+    return number
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+
+    _invalid(name, value, "one of 1, true, yes, on, 0, false, no, off")
+    return False
+
+
+def _parse_time_zone(name: str, value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        _invalid(name, value, "an IANA time zone name such as Europe/Amsterdam")
+
+    return value
+
+
+def _parse_log_level(name: str, value: str) -> str:
+    level = value.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        _invalid(name, value, "one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+
+    return level
+
+
+def _parse_text(name: str, value: str) -> str:
+    return value
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: where it goes, its default and how to read it."""
+
+    name: str
+    field: str
+    default: str | None
+    example: str
+    help: str
+    parse: Callable[[str, str], Any] = _parse_text
+    secret: bool = False
+
+
+#: Every environment variable Wallie reads, in the order the README lists them.
+#: A default of ``None`` means "unset"; ``{home}`` stands for ``WALLIE_HOME``.
+VARIABLES: tuple[Variable, ...] = (
+    # Storage and broker.
+    Variable(
+        "WALLIE_HOME",
+        "home",
+        None,
+        "/var/lib/wallie",
+        "Folder for the SQLite file, media and the mail outbox. "
+        "Defaults to the working directory.",
+    ),
+    Variable(
+        "DATABASE_URL",
+        "database_url",
+        "sqlite:///{home}/wallie.db",
+        "postgres://wallie:PASSWORD@localhost:5432/wallie",
+        "Database. SQLite for the embedded default, PostgreSQL in production.",
+        _parse_database_url,
+    ),
+    Variable(
+        "REDIS_URL",
+        "redis_url",
+        None,
+        "redis://localhost:6379/0",
+        "Redis for the broker, locks and limits. Unset: the in-process broker.",
+        _parse_redis_url,
+    ),
+    Variable(
+        "WALLIE_LOG_LEVEL",
+        "log_level",
+        "INFO",
+        "DEBUG",
+        "Level of the root logger for wallie-cli.",
+        _parse_log_level,
+    ),
+    Variable(
+        "WALLIE_DEFAULT_TIME_ZONE",
+        "default_time_zone",
+        "UTC",
+        "Europe/Amsterdam",
+        "Time zone given to users created without one.",
+        _parse_time_zone,
+    ),
+    Variable(
+        "WALLIE_RUN_HISTORY_DAYS",
+        "run_history_days",
+        "30",
+        "90",
+        "Days of run history kept before old rows may be pruned.",
+        _parse_positive_int,
+    ),
+    # Worker processes (read by the Procfile, listed here for the README).
+    Variable(
+        "DRAMATIQ_PROCESSES",
+        "worker_processes",
+        "2",
+        "4",
+        "Worker processes per worker dyno (Procfile).",
+        _parse_positive_int,
+    ),
+    Variable(
+        "DRAMATIQ_THREADS",
+        "worker_threads",
+        "4",
+        "8",
+        "Worker threads per process (Procfile).",
+        _parse_positive_int,
+    ),
+    # Providers.  Later features declare their variables below this line.
+    Variable(
+        "OPENAI_API_KEY",
+        "openai_api_key",
+        None,
+        "sk-...",
+        "OpenAI key. Unset: the offline analyzer and transcriber are used.",
+        secret=True,
+    ),
+    Variable(
+        "OPENAI_BASE_URL",
+        "openai_base_url",
+        None,
+        "https://api.openai.com/v1",
+        "OpenAI-compatible API address. Unset: the client library's default.",
+    ),
+    Variable(
+        "SMTP_URL",
+        "smtp_url",
+        None,
+        "smtp://USER:PASSWORD@smtp.example.com:587",
+        "Outgoing mail server. Unset: mail is written as .eml files to the outbox.",
+    ),
+    Variable(
+        "WALLIE_MAIL_FROM",
+        "mail_from",
+        "Wallie <wallie@localhost>",
+        "Wallie <noreply@example.com>",
+        "Sender address of the mail Wallie sends.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one process."""
+
+    home: Path
+    database_url: str
+    redis_url: str | None
+    log_level: str
+    default_time_zone: str
+    run_history_days: int
+    worker_processes: int
+    worker_threads: int
+    openai_api_key: str | None
+    openai_base_url: str | None
+    smtp_url: str | None
+    mail_from: str
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured and jobs run in-process."""
+        return self.redis_url is None
+
+    @property
+    def media_dir(self) -> Path:
+        """Folder where imported media files are kept."""
+        return self.home / "media"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Folder where mail is written as ``.eml`` files when SMTP is unset."""
+        return self.home / "outbox"
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` applied, for tests and tools."""
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every variable in :data:`VARIABLES`.
+
+    Raises:
+      ConfigurationError: A variable has an invalid value.
+    """
+    if environ is None:
+        environ = os.environ
+
+    home = Path(environ.get("WALLIE_HOME") or os.getcwd()).expanduser().resolve()
+    values: dict[str, Any] = {"home": home}
+    for variable in VARIABLES:
+        if variable.field == "home":
+            continue
+
+        raw = environ.get(variable.name)
+        if raw is None or raw == "":
+            raw = variable.default
+
+        if raw is None:
+            values[variable.field] = None
+            continue
+
+        raw = raw.replace("{home}", str(home))
+        values[variable.field] = variable.parse(variable.name, raw)
+
+    return Settings(**values)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Return the settings of this process, read once from the environment."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next call reads the environment again."""
+    get_settings.cache_clear()
