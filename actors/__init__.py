@@ -1,0 +1,16 @@
+"""Wallie's Dramatiq actors, one module per worker.
+
+Importing this package installs the broker of :mod:`wallie.broker` (Redis
+when ``REDIS_URL`` is set, in-process otherwise) and declares every actor
+on it, which is what ``dramatiq actors`` and ``periodiq actors`` rely on.
+The web app imports it too, to call ``.send()``.
+"""
+
+from __future__ import annotations
+
+from wallie.broker import setup_broker
+
+#: The broker every actor is declared on; ``dramatiq actors`` finds it here.
+broker = setup_broker()
+
+__all__ = ["broker"]

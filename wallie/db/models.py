@@ -131,6 +131,8 @@ class Message(BaseModel):
     user) or ``system`` (a group event or notice, never from a contact).
     """
 
+    id = peewee.BigAutoField()
+
     user = peewee.ForeignKeyField(User, backref="messages", on_delete="CASCADE")
     channel = peewee.CharField(max_length=16)
     external_id = peewee.CharField(max_length=500)
@@ -163,6 +165,8 @@ class Attachment(BaseModel):
     not include the file.  Voice notes carry a transcription status and,
     once transcribed, the transcript with the engine and language used.
     """
+
+    id = peewee.BigAutoField()
 
     user = peewee.ForeignKeyField(User, on_delete="CASCADE")
     message = peewee.ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
@@ -212,6 +216,8 @@ class Reminder(BaseModel):
 
 class Entity(BaseModel):
     """A fact found in a message: an amount, an email, a phone number, a date."""
+
+    id = peewee.BigAutoField()
 
     user = peewee.ForeignKeyField(User, on_delete="CASCADE")
     message = peewee.ForeignKeyField(Message, backref="entities", on_delete="CASCADE")
@@ -275,14 +281,18 @@ class JobRun(BaseModel):
     """One attempt at processing one message, written by run history.
 
     ``args`` and ``kwargs`` have secrets removed.  ``replay_of`` holds the
-    message id of the run a replay was made from.
+    message id of the run a replay was made from.  ``user_id`` is a plain
+    column, not a foreign key, because a run may be recorded after its user
+    was deleted; account deletion removes the user's runs by this column.
     """
+
+    id = peewee.BigAutoField()
 
     message_id = peewee.CharField(max_length=64, index=True)
     attempt = peewee.IntegerField(default=0)
     actor = peewee.CharField(max_length=100, index=True)
     queue = peewee.CharField(max_length=100)
-    user = peewee.ForeignKeyField(User, null=True, on_delete="CASCADE")
+    user_id = peewee.IntegerField(null=True, index=True)
     args = JSONField(default=list)
     kwargs = JSONField(default=dict)
     options = JSONField(default=dict)
@@ -302,6 +312,8 @@ class JobRun(BaseModel):
 
 class UsageRecord(BaseModel):
     """One call to a paid or rate-limited provider, with tokens and cost."""
+
+    id = peewee.BigAutoField()
 
     user = peewee.ForeignKeyField(User, null=True, on_delete="CASCADE")
     provider = peewee.CharField(max_length=32)

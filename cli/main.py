@@ -1,0 +1,76 @@
+"""``wallie-cli``: the operator command line of Wallie's workers.
+
+Exit codes: 0 success; 1 a job or operation failed; 2 usage error
+(unknown command, actor, option or argument); 3 invalid configuration;
+4 the database or Redis is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import peewee
+import redis
+
+from wallie.errors import ConfigurationError, WallieError
+from wallie.settings import load_settings
+
+from .common import RET_CONFIG, RET_FAILURE, RET_UNAVAILABLE, CliContext
+from .db import db_group
+from .dlq import dlq_group
+from .inspect import inspect_group
+from .jobs import enqueue_command, replay_command, runs_group
+
+
+class WallieGroup(click.Group):
+    """The top-level group: turns library errors into messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            _exit(f"{error}", RET_CONFIG)
+        except (peewee.OperationalError, redis.ConnectionError) as error:
+            _exit(f"cannot reach a server: {error}", RET_UNAVAILABLE)
+        except WallieError as error:
+            _exit(f"{error}", RET_FAILURE)
+
+        return None
+
+
+def _exit(message: str, code: int) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=WallieGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="wallie-workers")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Operate Wallie's background workers: send jobs, inspect queues and runs."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as error:
+        _exit(f"{error}", RET_CONFIG)
+
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = CliContext(settings)
+
+
+cli.add_command(enqueue_command, "enqueue")
+cli.add_command(replay_command, "replay")
+cli.add_command(runs_group, "runs")
+cli.add_command(inspect_group, "inspect")
+cli.add_command(dlq_group, "dlq")
+cli.add_command(db_group, "db")
+
+
+def main() -> None:
+    """Run ``wallie-cli``."""
+    cli(prog_name="wallie-cli")

@@ -1,0 +1,162 @@
+"""The broker and its middleware stack, set up in one place.
+
+With ``REDIS_URL`` set, messages go through a :class:`RedisBroker`.
+Without it (the embedded default) they go through Dramatiq's in-process
+:class:`StubBroker`, and :func:`run_embedded` processes them in this process
+through the same middleware.
+
+The stack is Dramatiq's defaults (AgeLimit, TimeLimit,
+ShutdownNotifications, Callbacks, Pipelines, Retries) followed by, in
+order: CurrentMessage, periodiq's middleware, RunHistory, then the
+middleware of later features (Debounce, GlassCeiling).  Dramatiq calls
+"before" hooks in that order and "after" hooks in the reverse order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, Middleware, default_middleware
+from periodiq import PeriodiqMiddleware
+
+from .db import connect
+from .logging import get_logger
+from .middleware.db_connection import DatabaseConnection
+from .middleware.run_history import DEFAULT_FLUSH_INTERVAL_MS, RunHistory
+from .settings import Settings, get_settings
+
+logger = get_logger(__name__)
+
+#: Dramatiq's Redis key namespace, kept at its default so operators'
+#: existing tools (``dramatiq-dashboard``, ``redis-cli``) find the queues.
+REDIS_NAMESPACE = "dramatiq"
+
+_lock = threading.Lock()
+_broker: dramatiq.Broker | None = None
+_declared: list[dramatiq.Actor[Any, Any]] = []
+
+
+def build_middleware(settings: Settings) -> list[Middleware]:
+    """Return the middleware stack, in the order the broker runs it."""
+    flush_interval_ms = 0 if settings.embedded else DEFAULT_FLUSH_INTERVAL_MS
+    stack: list[Middleware] = [DatabaseConnection()]
+    stack += [middleware() for middleware in default_middleware]
+    stack += [
+        CurrentMessage(),
+        PeriodiqMiddleware(),
+        RunHistory(flush_interval_ms=flush_interval_ms),
+    ]
+    return stack
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    """Create the broker that ``settings`` call for, with the full stack."""
+    middleware = build_middleware(settings)
+    if settings.redis_url is None:
+        broker: dramatiq.Broker = StubBroker(middleware=middleware)
+        broker.emit_after("process_boot")
+        return broker
+
+    return RedisBroker(
+        url=settings.redis_url, middleware=middleware, namespace=REDIS_NAMESPACE
+    )
+
+
+def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    """Connect the database and install the process-wide broker, once.
+
+    Every caller (the ``actors`` package, ``wallie-cli``, tests) goes through
+    here, so the stack is the same whichever process sends or runs messages.
+    """
+    global _broker
+
+    if settings is None:
+        settings = get_settings()
+
+    with _lock:
+        if _broker is None:
+            connect(settings)
+            _broker = make_broker(settings)
+            dramatiq.set_broker(_broker)
+            for actor in _declared:
+                actor.broker = _broker
+                _broker.declare_actor(actor)
+
+            kind = "Redis" if settings.redis_url else "in-process"
+            logger.debug("Installed the %s broker.", kind)
+
+    return _broker
+
+
+def reset_broker() -> None:
+    """Close the installed broker; the next :func:`setup_broker` makes a new one.
+
+    The actors declared on the old broker are declared again on the new
+    one, so tests and tools can switch between the in-process broker and
+    Redis without importing the actor modules again.
+    """
+    global _broker
+
+    with _lock:
+        if _broker is not None:
+            _declared[:] = [_broker.get_actor(name) for name in _broker.get_declared_actors()]
+            _broker.close()
+
+        _broker = None
+
+
+def get_run_history(broker: dramatiq.Broker) -> RunHistory | None:
+    """Return the broker's :class:`RunHistory` middleware, if installed."""
+    for middleware in broker.middleware:
+        if isinstance(middleware, RunHistory):
+            return middleware
+
+    return None
+
+
+@contextmanager
+def embedded_worker(
+    broker: dramatiq.Broker, *, worker_threads: int = 1
+) -> Iterator[dramatiq.Worker]:
+    """Run a worker on ``broker`` in this process for the duration of the block."""
+    worker = dramatiq.Worker(broker, worker_threads=worker_threads, worker_timeout=100)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        history = get_run_history(broker)
+        if history is not None:
+            history.flush()
+
+
+def run_embedded(broker: dramatiq.Broker, *, timeout_ms: int | None = None) -> None:
+    """Process every message queued on the in-process broker, then return.
+
+    Messages that actors send while running (fan-out, follow-up work) are
+    processed too, because the broker's queues are joined until all are
+    empty.
+
+    Raises:
+      TypeError: ``broker`` is not the in-process broker.
+    """
+    if not isinstance(broker, StubBroker):
+        raise TypeError("run_embedded needs the in-process broker (REDIS_URL unset).")
+
+    with embedded_worker(broker):
+        _join_all(broker, timeout_ms)
+
+
+def _join_all(broker: StubBroker, timeout_ms: int | None) -> None:
+    while True:
+        for queue_name in sorted(broker.get_declared_queues()):
+            broker.join(queue_name, timeout=timeout_ms, fail_fast=False)
+
+        if all(broker.queues[name].unfinished_tasks == 0 for name in broker.queues):
+            return

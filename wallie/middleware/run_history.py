@@ -1,0 +1,310 @@
+"""Run history: one ``job_run`` row per message attempt."""
+
+from __future__ import annotations
+
+import atexit
+import inspect
+import re
+import threading
+import time
+from typing import Any
+
+import dramatiq
+import peewee
+from dramatiq.common import q_name
+from dramatiq.middleware import Middleware
+
+from ..db.fields import utcnow
+from ..db.models import JobRun
+from ..logging import get_logger
+
+#: Argument names whose values are replaced by ``"[redacted]"`` in the history.
+SECRET_NAME = re.compile(r"token|secret|password|passwd|api_?key|authorization|cookie", re.I)
+
+#: Statuses a run moves through; a later status never goes back to an earlier one.
+STATUS_RANK = {"enqueued": 0, "running": 1}
+
+#: Status given to a run that ended without error.
+FINAL_OK = "succeeded"
+
+#: How long events wait in memory before they are written, in milliseconds.
+DEFAULT_FLUSH_INTERVAL_MS = 200
+
+#: Value that replaces a secret argument in the stored history.
+REDACTED = "[redacted]"
+
+
+def set_outcome(message: dramatiq.Message[Any], status: str, reason: str) -> None:
+    """Tell run history how the current attempt of ``message`` ended.
+
+    Middleware that skips, delays or defers a message calls this before it
+    raises :class:`~dramatiq.middleware.SkipMessage`, so the run shows the
+    status (``skipped``, ``delayed``, ``deferred`` ...) with its reason.
+    """
+    message.options["wallie_outcome"] = [status, reason]
+
+
+def redact(value: Any, name: str = "") -> Any:
+    """Return ``value`` with every entry under a secret-looking name redacted."""
+    if name and SECRET_NAME.search(name):
+        return REDACTED
+
+    if isinstance(value, dict):
+        return {key: redact(item, str(key)) for key, item in value.items()}
+
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+
+    return value
+
+
+def _bound_arguments(broker: dramatiq.Broker, message: Any) -> dict[str, Any]:
+    """Return the message's arguments by parameter name, or {} if they do not fit."""
+    try:
+        actor = broker.get_actor(message.actor_name)
+        signature = inspect.signature(actor.fn)
+        return dict(signature.bind(*message.args, **message.kwargs).arguments)
+    except (dramatiq.ActorNotFound, TypeError):
+        return {}
+
+
+def _redacted_args(broker: dramatiq.Broker, message: Any) -> tuple[list, dict]:
+    names = list(_bound_arguments(broker, message))
+    args = [
+        redact(value, names[index] if index < len(names) else "")
+        for index, value in enumerate(message.args)
+    ]
+    return args, redact(dict(message.kwargs))
+
+
+def _user_id(broker: dramatiq.Broker, message: Any) -> int | None:
+    value = _bound_arguments(broker, message).get("user_id")
+    return value if isinstance(value, int) else None
+
+
+def _public_options(options: dict[str, Any]) -> dict[str, Any]:
+    hidden = {"traceback", "wallie_outcome"}
+    return {key: value for key, value in options.items() if key not in hidden}
+
+
+class RunHistory(Middleware):
+    """Record every attempt of every message in the ``job_run`` table.
+
+    Each hook queues an event; a background thread writes the queued events
+    every ``flush_interval_ms`` milliseconds as one batch of upserts keyed by
+    ``(message_id, attempt)``, so recording costs the worker a dictionary
+    update rather than a database round trip.  With ``flush_interval_ms=0``
+    every event is written at once (the embedded default and tests).
+
+    A status never moves back: an ``enqueued`` event that reaches the
+    database after the worker's ``running`` event leaves ``running`` in place.
+
+    Parameters:
+      flush_interval_ms: Delay between batch writes, in milliseconds.
+
+    Note:
+      Events still in memory when a process is killed with SIGKILL are lost;
+      the message itself is not, because Dramatiq acknowledges it
+      separately.  A clean shutdown, ``atexit`` and :meth:`flush` write them.
+    """
+
+    def __init__(self, *, flush_interval_ms: int = DEFAULT_FLUSH_INTERVAL_MS) -> None:
+        if flush_interval_ms < 0:
+            raise ValueError(
+                f"flush_interval_ms must be 0 or more (got {flush_interval_ms})."
+            )
+
+        self.logger = get_logger(__name__, type(self).__name__)
+        self.flush_interval_ms = flush_interval_ms
+        self._pending: dict[tuple[str, int], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._attempts: dict[str, tuple[int, float]] = {}
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        atexit.register(self.flush)
+
+    # Hooks.
+
+    def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int) -> None:
+        attempt = message.options.get("retries", 0)
+        self._record(broker, message, attempt, status="enqueued", enqueued_at=utcnow())
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        attempt = message.options.get("retries", 0)
+        self._attempts[message.message_id] = (attempt, time.monotonic())
+        self._record(broker, message, attempt, status="running", started_at=utcnow())
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None:
+            self._finish(broker, message, FINAL_OK)
+            return
+
+        # Retries runs after this hook (Dramatiq calls "after" hooks in reverse
+        # order), so whether this attempt was the last is only known when the
+        # message is nacked: until then the attempt counts as retrying.
+        error = {"error_type": type(exception).__name__, "error": str(exception)[:4000]}
+        self._finish(broker, message, "retrying", **error)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._finish(broker, message, "skipped", reason="Skipped by middleware.")
+
+    def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._attempts.pop(message.message_id, None)
+
+    def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+        attempt, _ = self._attempts.pop(message.message_id, (None, 0.0))
+        if attempt is not None:
+            self._record(broker, message, attempt, status="failed")
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self.flush()
+
+    # Recording.
+
+    def _finish(self, broker: dramatiq.Broker, message: Any, status: str, **fields: Any) -> None:
+        attempt, started = self._attempts.get(
+            message.message_id, (message.options.get("retries", 0), time.monotonic())
+        )
+        outcome = message.options.pop("wallie_outcome", None)
+        if outcome:
+            status, fields["reason"] = outcome
+
+        duration_ms = int((time.monotonic() - started) * 1000)
+        self._record(
+            broker,
+            message,
+            attempt,
+            status=status,
+            finished_at=utcnow(),
+            duration_ms=duration_ms,
+            **fields,
+        )
+
+    def _record(
+        self, broker: dramatiq.Broker, message: Any, attempt: int, **fields: Any
+    ) -> None:
+        args, kwargs = _redacted_args(broker, message)
+        event = {
+            "message_id": message.message_id,
+            "attempt": attempt,
+            "actor": message.actor_name,
+            "queue": q_name(message.queue_name),
+            "user_id": _user_id(broker, message),
+            "args": args,
+            "kwargs": kwargs,
+            "options": _public_options(message.options),
+            "replay_of": message.options.get("replay_of"),
+            **fields,
+        }
+        key = (message.message_id, attempt)
+        with self._lock:
+            self._pending[key] = _merge(self._pending.get(key), event)
+
+        if self.flush_interval_ms == 0:
+            self.flush()
+        else:
+            self._ensure_flusher()
+
+    def flush(self) -> None:
+        """Write every queued event now."""
+        with self._lock:
+            events, self._pending = list(self._pending.values()), {}
+
+        if not events:
+            return
+
+        try:
+            _upsert(events)
+        except peewee.PeeweeException:
+            self.logger.exception("Failed to write %d run history events.", len(events))
+
+    def _ensure_flusher(self) -> None:
+        if self._flusher is not None and self._flusher.is_alive():
+            return
+
+        self._flusher = threading.Thread(
+            target=self._flush_forever, name="wallie-run-history", daemon=True
+        )
+        self._flusher.start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(self.flush_interval_ms / 1000)
+            self.flush()
+
+
+def _rank(status: str | None) -> int:
+    return STATUS_RANK.get(status or "", 2)
+
+
+def _merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Merge two events of one attempt; fields set later win, status never goes back."""
+    if old is None:
+        return new
+
+    merged = {**old, **{key: value for key, value in new.items() if value is not None}}
+    if _rank(new["status"]) < _rank(old["status"]):
+        merged["status"] = old["status"]
+
+    return merged
+
+
+#: Columns an event may fill; every other column is set on insert only.
+_TIME_COLUMNS = ("enqueued_at", "started_at", "finished_at", "duration_ms")
+_TEXT_COLUMNS = ("reason", "error_type", "error")
+
+
+def _upsert(events: list[dict[str, Any]]) -> None:
+    rows = [{**_ROW_DEFAULTS, **event} for event in events]
+    excluded = peewee.EXCLUDED
+    update: dict[Any, Any] = {
+        JobRun.status: _status_update(),
+        JobRun.options: excluded.options,
+    }
+    for name in _TIME_COLUMNS:
+        field = JobRun._meta.fields[name]
+        update[field] = peewee.fn.COALESCE(getattr(excluded, name), field)
+
+    for name in _TEXT_COLUMNS:
+        field = JobRun._meta.fields[name]
+        update[field] = peewee.Case(
+            None, ((getattr(excluded, name) == "", field),), getattr(excluded, name)
+        )
+
+    database = JobRun._meta.database
+    with database.atomic():
+        JobRun.insert_many(rows).on_conflict(
+            conflict_target=[JobRun.message_id, JobRun.attempt], update=update
+        ).execute()
+
+
+_ROW_DEFAULTS: dict[str, Any] = {
+    "enqueued_at": None,
+    "started_at": None,
+    "finished_at": None,
+    "duration_ms": None,
+    "reason": "",
+    "error_type": "",
+    "error": "",
+}
+
+
+def _status_update() -> peewee.Node:
+    """Return the SQL that keeps a stored status unless the new one ranks higher."""
+    new = peewee.EXCLUDED.status
+    old = JobRun.status
+    return peewee.Case(
+        None,
+        (
+            ((new == "enqueued") & (old != "enqueued"), old),
+            ((new == "running") & old.not_in(["enqueued", "running"]), old),
+        ),
+        new,
+    )
