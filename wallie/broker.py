@@ -97,18 +97,25 @@ def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:
 def reset_broker() -> None:
     """Close the installed broker; the next :func:`setup_broker` makes a new one.
 
-    The actors declared on the old broker are declared again on the new
-    one, so tests and tools can switch between the in-process broker and
-    Redis without importing the actor modules again.
+    The actors of the ``actors`` package declared on the old broker are
+    declared again on the new one, so tests and tools can switch between
+    the in-process broker and Redis without importing those modules again.
+    Actors declared anywhere else (in tests) are dropped.
     """
     global _broker
 
     with _lock:
         if _broker is not None:
-            _declared[:] = [_broker.get_actor(name) for name in _broker.get_declared_actors()]
+            actors = [_broker.get_actor(name) for name in _broker.get_declared_actors()]
+            _declared[:] = [actor for actor in actors if _is_product_actor(actor)]
             _broker.close()
 
         _broker = None
+
+
+def _is_product_actor(actor: dramatiq.Actor[Any, Any]) -> bool:
+    module = actor.fn.__module__
+    return module == "actors" or module.startswith("actors.")
 
 
 def get_run_history(broker: dramatiq.Broker) -> RunHistory | None:

@@ -40,6 +40,18 @@ def test_migrated_schema_has_the_model_indexes(db: peewee.Database) -> None:
             assert stored.get(columns) == unique, f"index {columns} of {table}"
 
 
+def test_migrated_schema_has_the_model_foreign_keys(db: peewee.Database) -> None:
+    for model in MODELS:
+        table = model._meta.table_name
+        stored = {(key.column, key.dest_table) for key in db.get_foreign_keys(table)}
+        declared = {
+            (field.column_name, field.rel_model._meta.table_name)
+            for field in model._meta.refs
+        }
+
+        assert stored == declared, f"foreign keys of {table}"
+
+
 def _migrate_in_child(url: str, queue: multiprocessing.Queue) -> None:
     database = make_database(url)
     queue.put(len(migrate(database)))

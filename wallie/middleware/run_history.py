@@ -118,7 +118,10 @@ class RunHistory(Middleware):
         self.flush_interval_ms = flush_interval_ms
         self._pending: dict[tuple[str, int], dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._attempts: dict[str, tuple[int, float]] = {}
+        # Attempt number and start time of each message being processed, by
+        # the identity of its proxy: the retry of a message can start before
+        # the previous attempt is acknowledged, so the message id is not enough.
+        self._attempts: dict[int, tuple[int, float]] = {}
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
         atexit.register(self.flush)
@@ -131,7 +134,7 @@ class RunHistory(Middleware):
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         attempt = message.options.get("retries", 0)
-        self._attempts[message.message_id] = (attempt, time.monotonic())
+        self._attempts[id(message)] = (attempt, time.monotonic())
         self._record(broker, message, attempt, status="running", started_at=utcnow())
 
     def after_process_message(
@@ -156,10 +159,10 @@ class RunHistory(Middleware):
         self._finish(broker, message, "skipped", reason="Skipped by middleware.")
 
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
-        self._attempts.pop(message.message_id, None)
+        self._attempts.pop(id(message), None)
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
-        attempt, _ = self._attempts.pop(message.message_id, (None, 0.0))
+        attempt, _ = self._attempts.pop(id(message), (None, 0.0))
         if attempt is not None:
             self._record(broker, message, attempt, status="failed")
 
@@ -170,7 +173,7 @@ class RunHistory(Middleware):
 
     def _finish(self, broker: dramatiq.Broker, message: Any, status: str, **fields: Any) -> None:
         attempt, started = self._attempts.get(
-            message.message_id, (message.options.get("retries", 0), time.monotonic())
+            id(message), (message.options.get("retries", 0), time.monotonic())
         )
         outcome = message.options.pop("wallie_outcome", None)
         if outcome:

@@ -116,7 +116,7 @@ CREATE TABLE "notification" ("id" INTEGER NOT NULL PRIMARY KEY, "user_id" INTEGE
 
 CREATE INDEX "notification_user_id" ON "notification" ("user_id");
 
-CREATE TABLE "job_run" ("id" INTEGER NOT NULL PRIMARY KEY, "message_id" VARCHAR(64) NOT NULL, "attempt" INTEGER NOT NULL, "actor" VARCHAR(100) NOT NULL, "queue" VARCHAR(100) NOT NULL, "user_id" INTEGER, "args" TEXT NOT NULL, "kwargs" TEXT NOT NULL, "options" TEXT NOT NULL, "status" VARCHAR(16) NOT NULL, "reason" TEXT NOT NULL, "error_type" VARCHAR(200) NOT NULL, "error" TEXT NOT NULL, "replay_of" VARCHAR(64), "enqueued_at" DATETIME, "started_at" DATETIME, "finished_at" DATETIME, "duration_ms" INTEGER, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
+CREATE TABLE "job_run" ("id" INTEGER NOT NULL PRIMARY KEY, "message_id" VARCHAR(64) NOT NULL, "attempt" INTEGER NOT NULL, "actor" VARCHAR(100) NOT NULL, "queue" VARCHAR(100) NOT NULL, "user_id" INTEGER, "args" TEXT NOT NULL, "kwargs" TEXT NOT NULL, "options" TEXT NOT NULL, "status" VARCHAR(16) NOT NULL, "reason" TEXT NOT NULL, "error_type" VARCHAR(200) NOT NULL, "error" TEXT NOT NULL, "replay_of" VARCHAR(64), "enqueued_at" DATETIME, "started_at" DATETIME, "finished_at" DATETIME, "duration_ms" INTEGER);
 
 CREATE INDEX "job_run_message_id" ON "job_run" ("message_id");
 

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import pytest
+from dramatiq.middleware import Middleware, SkipMessage
+
+from wallie.broker import get_run_history, run_embedded
+from wallie.db.models import JobRun
+from wallie.middleware.run_history import RunHistory, set_outcome
+
+FAST_RETRIES = {"min_backoff": 10, "max_backoff": 20}
+
+
+def _runs(message_id: str) -> list[JobRun]:
+    return list(JobRun.select().where(JobRun.message_id == message_id).order_by(JobRun.attempt))
+
+
+def test_successful_run_is_recorded_with_timings(stub_broker: dramatiq.Broker) -> None:
+    @dramatiq.actor(broker=stub_broker)
+    def add_lead(user_id: int, name: str) -> None:
+        pass
+
+    message = add_lead.send(7, "Ana")
+    run_embedded(stub_broker)
+
+    [run] = _runs(message.message_id)
+    assert run.status == "succeeded"
+    assert run.actor == "add_lead"
+    assert run.queue == "default"
+    assert run.user_id == 7
+    assert run.args == [7, "Ana"]
+    assert run.attempt == 0
+    assert run.enqueued_at <= run.started_at <= run.finished_at
+    assert run.duration_ms >= 0
+
+
+def test_each_attempt_gets_a_row_until_the_last_fails(stub_broker: dramatiq.Broker) -> None:
+    @dramatiq.actor(broker=stub_broker, max_retries=2, **FAST_RETRIES)
+    def flaky() -> None:
+        raise ConnectionError("mail server closed the connection")
+
+    message = flaky.send()
+    run_embedded(stub_broker)
+
+    runs = _runs(message.message_id)
+    assert [run.attempt for run in runs] == [0, 1, 2]
+    assert [run.status for run in runs] == ["retrying", "retrying", "failed"]
+    assert runs[-1].error_type == "ConnectionError"
+    assert runs[-1].error == "mail server closed the connection"
+
+
+def test_retry_that_succeeds_ends_succeeded(stub_broker: dramatiq.Broker) -> None:
+    calls = []
+
+    @dramatiq.actor(broker=stub_broker, max_retries=3, **FAST_RETRIES)
+    def second_time_lucky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise TimeoutError("slow provider")
+
+    message = second_time_lucky.send()
+    run_embedded(stub_broker)
+
+    assert [run.status for run in _runs(message.message_id)] == ["retrying", "succeeded"]
+
+
+def test_skip_is_recorded_with_its_reason(stub_broker: dramatiq.Broker) -> None:
+    class SkipEverything(Middleware):
+        def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+            set_outcome(message, "skipped", "Superseded by message 42.")
+            raise SkipMessage()
+
+    stub_broker.add_middleware(SkipEverything())
+
+    @dramatiq.actor(broker=stub_broker)
+    def score() -> None:
+        raise AssertionError("a skipped message must not run")
+
+    message = score.send()
+    run_embedded(stub_broker)
+
+    [run] = _runs(message.message_id)
+    assert run.status == "skipped"
+    assert run.reason == "Superseded by message 42."
+
+
+def test_secret_arguments_are_redacted(stub_broker: dramatiq.Broker) -> None:
+    @dramatiq.actor(broker=stub_broker)
+    def connect_mailbox(user_id: int, access_token: str, options: dict) -> None:
+        pass
+
+    message = connect_mailbox.send(1, "ya29.secret", {"refresh_token": "1//secret", "folder": "inbox"})
+    run_embedded(stub_broker)
+
+    [run] = _runs(message.message_id)
+    assert run.args == [1, "[redacted]", {"refresh_token": "[redacted]", "folder": "inbox"}]
+    assert "secret" not in str(run.options)
+
+
+def test_late_enqueued_event_does_not_undo_a_finished_status(stub_broker: dramatiq.Broker) -> None:
+    # Given a history that buffers events, as workers on Redis do
+    history = RunHistory(flush_interval_ms=10_000)
+
+    @dramatiq.actor(broker=stub_broker)
+    def ping() -> None:
+        pass
+
+    message = ping.message()
+    # When the worker's events are written before the sender's enqueued event
+    history.before_process_message(stub_broker, message)
+    history.after_process_message(stub_broker, message)
+    history.flush()
+    history.after_enqueue(stub_broker, message, 0)
+    history.flush()
+
+    # Then the run stays succeeded and keeps its enqueue time
+    [run] = _runs(message.message_id)
+    assert run.status == "succeeded"
+    assert run.enqueued_at is not None
+
+
+def test_buffered_events_are_written_on_flush(stub_broker: dramatiq.Broker) -> None:
+    history = get_run_history(stub_broker)
+    assert history is not None
+    history.flush_interval_ms = 10_000
+
+    @dramatiq.actor(broker=stub_broker)
+    def ping() -> None:
+        pass
+
+    message = ping.send()
+
+    assert _runs(message.message_id) == []
+    history.flush()
+    assert [run.status for run in _runs(message.message_id)] == ["enqueued"]
+
+
+def test_negative_flush_interval_is_rejected() -> None:
+    with pytest.raises(ValueError, match="got -1"):
+        RunHistory(flush_interval_ms=-1)
