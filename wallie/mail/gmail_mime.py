@@ -203,7 +203,8 @@ def _internal_date(resource: GmailResource) -> datetime:
 
 def _body_text(parts: _BodyParts) -> str:
     if parts.plain:
-        return "\n\n".join(text.strip("\r\n") for text in parts.plain)
+        texts = [text.replace("\r\n", "\n").strip("\n") for text in parts.plain]
+        return "\n\n".join(texts)
 
     return "\n\n".join(html_to_text(html) for html in parts.html)
 
