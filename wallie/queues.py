@@ -4,7 +4,9 @@ Dramatiq's Redis broker (1.x and 2.x) keeps, under its namespace, for each
 queue ``Q``: a list ``Q`` of ready message ids and a hash ``Q.msgs`` of
 their bodies; the same pair for the delay queue ``Q.DQ``; and for dead
 letters a sorted set ``Q.XQ`` (score: time of death in milliseconds) with a
-hash ``Q.XQ.msgs``.  These functions read and move messages between them.
+hash ``Q.XQ.msgs``.  Those keys hold the broker's own ``redis_message_id``
+option, not the Dramatiq message id.  These functions read and move
+messages between them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name, xq_name
+from dramatiq.middleware import Retries
 
+from .db.models import JobRun
 from .errors import NotFound
 from .logging import get_logger
 
@@ -39,6 +43,7 @@ class DeadLetter:
     """A message that used up its retries and sits in a dead-letter queue."""
 
     message_id: str
+    redis_id: str
     queue: str
     actor: str
     died_at: datetime
@@ -103,16 +108,15 @@ def dead_letters(broker: RedisBroker, queue: str | None = None) -> list[DeadLett
         bodies = broker.client.hgetall(f"{zkey}.msgs")
         for raw_id, body in bodies.items():
             message = dramatiq.Message.decode(body)
-            traceback = message.options.get("traceback") or ""
-            error = traceback.strip().splitlines()[-1] if traceback.strip() else ""
             score = died.get(raw_id, 0.0)
             letters.append(
                 DeadLetter(
-                    message_id=raw_id.decode(),
+                    message_id=message.message_id,
+                    redis_id=raw_id.decode(),
                     queue=name,
                     actor=message.actor_name,
                     died_at=datetime.fromtimestamp(score / 1000, UTC),
-                    error=error,
+                    error=_last_error(message.message_id),
                     message=message,
                 )
             )
@@ -121,25 +125,54 @@ def dead_letters(broker: RedisBroker, queue: str | None = None) -> list[DeadLett
     return letters
 
 
+def _last_run(message_id: str) -> JobRun | None:
+    """Return the message's latest recorded attempt.
+
+    The dead-letter hash holds the message as it was last enqueued, without
+    its error or final attempt number, so both come from run history.
+    """
+    return (
+        JobRun.select(JobRun.attempt, JobRun.error_type, JobRun.error)
+        .where(JobRun.message_id == message_id)
+        .order_by(JobRun.attempt.desc())
+        .first()
+    )
+
+
+def _last_error(message_id: str) -> str:
+    run = _last_run(message_id)
+    if run is None or not run.error_type:
+        return ""
+
+    return f"{run.error_type}: {run.error}"
+
+
 def requeue(broker: RedisBroker, letters: list[DeadLetter]) -> list[str]:
     """Move ``letters`` back to their queues with a fresh retry budget.
 
     Each message keeps its id, so run history shows the new attempts under
-    the same message.  Returns the ids moved.
+    the same message.  Returns the ids moved; a letter that another
+    operator requeued first is left out.
     """
     moved = []
     for letter in letters:
         zkey = f"{broker.namespace}:{xq_name(letter.queue)}"
-        removed = broker.client.hdel(f"{zkey}.msgs", letter.message_id)
-        broker.client.zrem(zkey, letter.message_id)
+        removed = broker.client.hdel(f"{zkey}.msgs", letter.redis_id)
+        broker.client.zrem(zkey, letter.redis_id)
         if not removed:
             continue
 
         options = {
             key: value
             for key, value in letter.message.options.items()
-            if key not in ("traceback", "retries", "eta", "requeue_timestamp")
+            if key not in ("traceback", "eta", "requeue_timestamp", "redis_message_id")
         }
+        # The attempt counter keeps counting, so run history keeps one row
+        # per attempt; the budget is raised instead of reset.
+        last = _last_run(letter.message_id)
+        attempt = last.attempt + 1 if last is not None else options.get("retries", 0)
+        options["retries"] = attempt
+        options["max_retries"] = attempt + _actor_max_retries(broker, letter.actor)
         broker.enqueue(letter.message.copy(queue_name=letter.queue, options=options))
         logger.info(
             "Requeued dead message %r of actor %r.", letter.message_id, letter.actor
@@ -147,6 +180,18 @@ def requeue(broker: RedisBroker, letters: list[DeadLetter]) -> list[str]:
         moved.append(letter.message_id)
 
     return moved
+
+
+def _actor_max_retries(broker: dramatiq.Broker, actor_name: str) -> int:
+    default = next(
+        (m.max_retries for m in broker.middleware if isinstance(m, Retries)), 20
+    )
+    try:
+        actor = broker.get_actor(actor_name)
+    except dramatiq.ActorNotFound:
+        return default
+
+    return int(actor.options.get("max_retries", default))
 
 
 def find_dead_letter(broker: RedisBroker, message_id: str) -> DeadLetter:
