@@ -183,14 +183,6 @@ VARIABLES: tuple[Variable, ...] = (
         "Time zone given to users created without one.",
         _parse_time_zone,
     ),
-    Variable(
-        "WALLIE_RUN_HISTORY_DAYS",
-        "run_history_days",
-        "30",
-        "90",
-        "Days of run history kept before old rows may be pruned.",
-        _parse_positive_int,
-    ),
     # Worker processes (read by the Procfile, listed here for the README).
     Variable(
         "DRAMATIQ_PROCESSES",
@@ -250,7 +242,6 @@ class Settings:
     redis_url: str | None
     log_level: str
     default_time_zone: str
-    run_history_days: int
     worker_processes: int
     worker_threads: int
     openai_api_key: str | None
