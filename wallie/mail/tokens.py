@@ -448,9 +448,9 @@ def refresh_microsoft_token(
 ) -> OAuthToken:
     """Refresh a Microsoft access token at the Azure AD token endpoint.
 
-    The request goes through the O365 connection's session without an
-    Authorization header (``Connection.naive_request``), so proxy, TLS and
-    timeout settings match the API requests.
+    The request goes through the O365 connection's naive session (no
+    Authorization header), so proxy, TLS and timeout settings match the API
+    requests.
 
     Parameters:
       connection: The O365 connection of the mailbox.
@@ -488,20 +488,18 @@ def refresh_microsoft_token(
     if client_secret:
         form["client_secret"] = client_secret
 
+    # NOTE: Connection.naive_request is not used because O365 2.1.10 raises
+    # AttributeError while logging any 4xx whose "error" is a string, which is
+    # the shape of every Azure AD token error. The connection's naive session
+    # keeps its proxy and TLS settings.
+    session = connection.naive_session or connection.get_naive_session()
+    connection.naive_session = session
     try:
-        response = connection.naive_request(
-            token_url,
-            "post",
-            data=form,
-            headers={"Content-type": "application/x-www-form-urlencoded"},
-        )
-    except requests.HTTPError as error:
-        if error.response is None:
-            raise
-        response = error.response
+        response = session.post(token_url, data=form, timeout=connection.timeout)
     except requests.RequestException as error:
         raise ProviderUnavailable(
-            f"Microsoft token refresh for account {account} failed: {type(error).__name__}.",
+            f"Microsoft token refresh for account {account} failed: "
+            f"{type(error).__name__}.",
             provider="outlook",
             account=account,
         ) from error
