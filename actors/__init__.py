@@ -13,4 +13,11 @@ from wallie.broker import setup_broker
 #: The broker every actor is declared on; ``dramatiq actors`` finds it here.
 broker = setup_broker()
 
-__all__ = ["broker"]
+from .outbox import deliver_outbox, outbox_sweep  # noqa: E402 - needs the broker
+
+__all__ = [
+    "broker",
+    # Outbox
+    "deliver_outbox",
+    "outbox_sweep",
+]

@@ -230,6 +230,21 @@ VARIABLES: tuple[Variable, ...] = (
         "Wallie <noreply@example.com>",
         "Sender address of the mail Wallie sends.",
     ),
+    Variable(
+        "WALLIE_WEBHOOK_URL",
+        "webhook_url",
+        None,
+        "https://crm.example.com/hooks/wallie",
+        "Address that receives a signed POST for each hot lead. Unset: no webhook.",
+    ),
+    Variable(
+        "WALLIE_WEBHOOK_SECRET",
+        "webhook_secret",
+        None,
+        "a long random string",
+        "Key of the HMAC-SHA256 signature on webhook POSTs.",
+        secret=True,
+    ),
 )
 
 
@@ -248,6 +263,8 @@ class Settings:
     openai_base_url: str | None
     smtp_url: str | None
     mail_from: str
+    webhook_url: str | None
+    webhook_secret: str | None
 
     @property
     def embedded(self) -> bool:
