@@ -3,15 +3,15 @@
 Every error carries the facts a caller needs to decide what to do next as
 attributes: ``provider`` (``"gmail"`` or ``"outlook"``), ``account`` (the Wallie
 account id the client was built for) and, for rate limits, ``retry_after_ms``.
-:func:`is_permanent` tells errors that will not go away by retrying from those
-that will.
+:func:`is_permanent` separates errors that retrying cannot fix from those that
+it can.
 """
 
 from __future__ import annotations
 
 from wallie.errors import WallieError
 
-#: Variable that holds the comma-separated Fernet keys for stored OAuth tokens.
+#: Variable that contains the comma-separated Fernet keys for stored OAuth tokens.
 TOKEN_KEYS_VARIABLE = "WALLIE_TOKEN_KEYS"
 
 #: Shell command that prints a new Fernet key.
@@ -62,7 +62,7 @@ class ProviderRateLimited(MailProviderError):
 
 
 class ProviderUnavailable(MailProviderError):
-    """Raised when the provider answers with a server error (5xx) or times out."""
+    """Raised when the provider returns a server error (5xx) or times out."""
 
 
 class ProviderRequestFailed(MailProviderError):
@@ -114,7 +114,7 @@ class HistoryExpired(MailProviderError):
 
 
 class DeltaExpired(MailProviderError):
-    """Raised when Graph no longer knows a stored delta link for a mail folder.
+    """Raised when Graph rejects a stored delta link as expired for a mail folder.
 
     The caller drops the delta link and runs the folder's delta from the start.
 
@@ -145,7 +145,7 @@ class TokenDecryptionFailed(WallieError):
     """Raised when a stored OAuth token cannot be decrypted with any configured key.
 
     Attributes:
-      variable: The environment variable that holds the keys.
+      variable: The environment variable that contains the keys.
       account: The Wallie account id whose token failed, or ``None``.
     """
 

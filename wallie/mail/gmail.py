@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -59,15 +58,15 @@ logger = get_logger(__name__)
 
 PROVIDER = "gmail"
 
-#: Largest number of ``messages.get`` calls in one batch request. Gmail accepts
-#: up to 100, but answers larger batches with per-part 429 "Too many concurrent
-#: requests for user" errors, and Google's Gmail guide advises at most 50.
+#: Maximum number of ``messages.get`` calls in one batch request. Gmail's batch
+#: guide allows 100 calls but advises at most 50, because larger batches trigger
+#: rate limiting (per-part 429 "Too many concurrent requests for user").
 MAX_BATCH_SIZE = 50
 
 #: Page size for ``messages.list`` and ``history.list``, the API maximum.
 PAGE_SIZE = 500
 
-#: Longest server-hinted wait taken inside one fetch call, in milliseconds.
+#: Maximum server-hinted wait taken inside one fetch call, in milliseconds.
 #: A longer hint ends the call, and the ids still to fetch are returned as deferred.
 MAX_INLINE_WAIT_MS = 10_000
 
@@ -126,7 +125,7 @@ class FetchResult:
 
     Attributes:
       messages: Parsed messages, in request order.
-      vanished_ids: Ids Gmail answered with 404: deleted since they were listed.
+      vanished_ids: Ids for which Gmail returned 404: deleted since they were listed.
       failed_ids: Ids whose part failed for good, with the reason.
       deferred_ids: Ids not fetched because of a rate limit. Fetch them again
         after ``retry_after_ms``.
@@ -317,7 +316,9 @@ class GmailClient:
             status=status,
         )
 
-    def _translate_refresh(self, error: RefreshError, operation: str) -> MailProviderError:
+    def _translate_refresh(
+        self, error: RefreshError, operation: str
+    ) -> MailProviderError:
         reason = revoked_reason(error)
         where = f"Gmail {operation} for account {self.account_id}"
         if reason is None:
@@ -343,7 +344,7 @@ class GmailClient:
             raise self._translate(error, operation) from error
         except RefreshError as error:
             raise self._translate_refresh(error, operation) from error
-        except (httplib2.HttpLib2Error, TransportError, OSError, socket.timeout) as error:
+        except (httplib2.HttpLib2Error, TransportError, OSError) as error:
             raise ProviderUnavailable(
                 f"Gmail {operation} for account {self.account_id} failed: {error}",
                 provider=PROVIDER,
@@ -365,7 +366,9 @@ class GmailClient:
         profile = self._execute(request, "getProfile")
         return str(profile["historyId"])
 
-    def list_message_ids(self, *, window_days: int, now: datetime | None = None) -> list[str]:
+    def list_message_ids(
+        self, *, window_days: int, now: datetime | None = None
+    ) -> list[str]:
         """List the ids of messages newer than ``window_days`` days.
 
         Parameters:
@@ -487,7 +490,9 @@ class GmailClient:
         outcome = _BatchOutcome()
         messages = self._service.users().messages()
 
-        def on_response(request_id: str, response: Any, error: HttpError | None) -> None:
+        def on_response(
+            request_id: str, response: Any, error: HttpError | None
+        ) -> None:
             self._record_part(outcome, request_id, response, error)
 
         batch = self._new_batch()
@@ -569,7 +574,8 @@ class GmailClient:
         failed: dict[str, str] = {}
 
         while pending:
-            chunk = [pending.popleft() for _ in range(min(self.max_batch_size, len(pending)))]
+            size = min(self.max_batch_size, len(pending))
+            chunk = [pending.popleft() for _ in range(size)]
             outcome = self._run_batch(chunk)
             resources.update(outcome.resources)
             vanished.extend(outcome.vanished)
@@ -582,7 +588,9 @@ class GmailClient:
             retry_ids = self._requeue(outcome.retry, attempts, failed)
             if wait_ms > MAX_INLINE_WAIT_MS:
                 deferred = (*retry_ids, *pending)
-                return self._fetch_result(message_ids, resources, vanished, failed, deferred, wait_ms)
+                return self._fetch_result(
+                    message_ids, resources, vanished, failed, deferred, wait_ms
+                )
 
             pending.extendleft(reversed(retry_ids))
             if retry_ids:
@@ -713,7 +721,8 @@ class _HistoryCollector:
         out_of.setdefault(message_id, set()).difference_update(labels)
 
     def result(self, history_id: str) -> HistoryChanges:
-        changed = (set(self.labels_added) | set(self.labels_removed)) - set(self.deleted)
+        touched = set(self.labels_added) | set(self.labels_removed)
+        changed = touched - set(self.deleted)
         label_changes = {
             message_id: LabelChange(
                 added=frozenset(self.labels_added.get(message_id, ())),

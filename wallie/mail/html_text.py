@@ -92,6 +92,7 @@ def html_to_text(markup: str) -> str:
     extractor.feed(markup)
     extractor.close()
 
-    lines = [_SPACES.sub(" ", line).strip() for line in "".join(extractor.chunks).split("\n")]
+    raw_lines = "".join(extractor.chunks).split("\n")
+    lines = [_SPACES.sub(" ", line).strip() for line in raw_lines]
     text = "\n".join(lines)
     return _BLANK_LINES.sub("\n\n", text).strip()

@@ -15,8 +15,8 @@ O365 is configured so that this module, not the library, decides about errors:
 * ``requests_delay=0``: O365 otherwise sleeps 200 ms between requests.
   Concurrency is limited by a per-mailbox semaphore instead.
 * A token backend that never reports the access token as expired, so O365
-  does not start its own MSAL refresh; this module refreshes the token itself
-  (proactively near expiry, and once after a 401 ``InvalidAuthenticationToken``).
+  does not start its own MSAL refresh. This module refreshes the token itself,
+  shortly before expiry and once after a 401 ``InvalidAuthenticationToken``.
 
 Tests point O365 at a local server with ``graph_url`` (it replaces
 ``MSGraphProtocol``'s ``https://graph.microsoft.com/`` for ``protocol_url`` and
@@ -80,9 +80,9 @@ DEFAULT_FOLDERS = ("inbox", "sentitems")
 #: Graph may return fewer.
 DEFAULT_PAGE_SIZE = 50
 
-#: Concurrent Graph requests per mailbox in this process. Graph's mailbox
-#: concurrency limit for Outlook resources is 4 requests.
-#: NOTE: the limit holds inside one process only; the foundation will add a
+#: Concurrent Graph requests per mailbox in this process. Graph's Outlook service
+#: limits allow 4 concurrent requests per app and mailbox.
+#: NOTE: the limit applies inside one process only, and the foundation will add a
 #: Redis-backed limit shared by all worker processes.
 MAX_CONCURRENT_REQUESTS = 4
 
@@ -320,7 +320,7 @@ class FolderDelta:
 class _ExternalTokenBackend(BaseTokenBackend):
     """O365 token backend for a token that this module stores and refreshes.
 
-    It holds nothing, and it never reports the token as expired, so O365 returns
+    It stores nothing, and it never reports the token as expired, so O365 returns
     401 responses to the caller instead of starting an MSAL refresh.
     """
 
@@ -562,8 +562,8 @@ class OutlookClient:
           The changes and the ``deltaLink`` to store.
 
         Raises:
-          DeltaExpired: When Graph answers 410; call again without ``delta_link``.
-          ProviderRateLimited: When Graph answers 429.
+          DeltaExpired: When Graph returns 410. Call again without ``delta_link``.
+          ProviderRateLimited: When Graph returns 429.
           TokenRevoked: When the token cannot be refreshed or stays rejected.
           MailProviderError: When a page request fails otherwise.
           ValueError: When a link points to a host other than ``graph_url``.
@@ -665,7 +665,10 @@ class _DeltaCollector:
             return
 
         self.updated.pop(message_id, None)
-        reason = str(removed.get("reason", "")).lower() if isinstance(removed, Mapping) else ""
+        reason = ""
+        if isinstance(removed, Mapping):
+            reason = str(removed.get("reason", "")).lower()
+
         if reason == "deleted":
             self.deleted[message_id] = None
         else:

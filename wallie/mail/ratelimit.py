@@ -14,13 +14,14 @@ from email.utils import parsedate_to_datetime
 #: first step, so the foundation's retry policy may replace this value.
 DEFAULT_BACKOFF_MS = 5_000
 
-#: Longest wait taken from a server hint, in milliseconds (one hour). Longer
+#: Maximum wait taken from a server hint, in milliseconds (one hour). Longer
 #: hints are clamped so one bad header cannot park a mailbox for days.
 MAX_RETRY_AFTER_MS = 3_600_000
 
 #: "Retry after 2023-03-07T18:18:23.688Z" inside a Google error message.
 _RETRY_AFTER_IN_MESSAGE = re.compile(
-    r"retry after\s+(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))",
+    r"retry after\s+"
+    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))",
     re.IGNORECASE,
 )
 

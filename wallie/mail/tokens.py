@@ -1,10 +1,10 @@
 """OAuth tokens: encryption at rest and refresh for Google and Microsoft.
 
 Tokens are stored as JSON encrypted with :class:`cryptography.fernet.MultiFernet`.
-The keys come from ``WALLIE_TOKEN_KEYS``, a comma-separated list of Fernet keys:
-the first key encrypts, every key decrypts, so a new key is rolled out by putting
-it first, running :meth:`TokenCipher.rotate` over the stored tokens, and then
-removing the old key.
+The keys come from ``WALLIE_TOKEN_KEYS``, a comma-separated list of Fernet keys.
+The first key encrypts and every key decrypts. To roll out a new key, put it
+first, run :meth:`TokenCipher.rotate` over the stored tokens, then remove the
+old key.
 
 A refresh that fails for good (``invalid_grant``, a missing refresh token) raises
 :class:`~wallie.mail.errors.TokenRevoked`; the user must connect the mailbox again.
@@ -370,7 +370,8 @@ def google_http(credentials: Credentials, http: httplib2.Http | None = None) -> 
     """
     import google_auth_httplib2
 
-    return google_auth_httplib2.AuthorizedHttp(credentials, http=http or httplib2.Http())
+    transport = http or httplib2.Http()
+    return google_auth_httplib2.AuthorizedHttp(credentials, http=transport)
 
 
 # Microsoft.
@@ -414,7 +415,8 @@ def _microsoft_failure(
             hinted=hinted is not None,
         )
 
-    if response.status_code >= 500 or code in ("temporarily_unavailable", "server_error"):
+    transient_codes = ("temporarily_unavailable", "server_error")
+    if response.status_code >= 500 or code in transient_codes:
         return ProviderUnavailable(
             f"{where} failed with {response.status_code} {code} ({aadsts}).",
             provider="outlook",
@@ -467,7 +469,7 @@ def refresh_microsoft_token(
     Raises:
       TokenRevoked: When there is no refresh token or Azure AD rejects it
         (for example AADSTS700082, expired after 90 days without use).
-      ProviderRateLimited: When the endpoint answers 429.
+      ProviderRateLimited: When the endpoint returns 429.
       ProviderUnavailable: When the endpoint fails in a way a retry can fix.
     """
     if not token.refresh_token:
