@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import peewee
 
@@ -194,3 +195,33 @@ def render_schema(models: tuple[type[BaseModel], ...], dialect: str) -> str:
                 statements.append(sql)
 
     return ";\n\n".join(statements) + ";\n"
+
+
+def render_initial(folder: Path | None = None) -> list[Path]:
+    """Rewrite ``0001_initial`` for both dialects from the current models.
+
+    Note:
+      Only valid while ``0001`` has not been released to any database that
+      must be kept; after that, every schema change is a new numbered file.
+    """
+    from .models import MODELS
+
+    if folder is None:
+        folder = Path(__file__).resolve().parent / "migrations"
+
+    header = (
+        "-- Initial schema: users, contacts, conversations, messages, reminders,\n"
+        "-- scores, outbox, run history, usage, sync state and the audit log.\n"
+    )
+    written = []
+    for dialect in ("sqlite", "postgres"):
+        path = folder / f"0001_initial.{dialect}.sql"
+        path.write_text(header + render_schema(MODELS, dialect), encoding="utf-8")
+        written.append(path)
+
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in render_initial():
+        print(f"Wrote {written_path}.")

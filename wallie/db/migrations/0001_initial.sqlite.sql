@@ -1,5 +1,5 @@
--- Initial schema: users, contacts, conversations, messages, reminders, scores,
--- outbox, run history, usage, sync state and the audit log.
+-- Initial schema: users, contacts, conversations, messages, reminders,
+-- scores, outbox, run history, usage, sync state and the audit log.
 CREATE TABLE "user" ("id" INTEGER NOT NULL PRIMARY KEY, "email" VARCHAR(320) NOT NULL, "name" VARCHAR(200) NOT NULL, "time_zone" VARCHAR(64) NOT NULL, "locale" VARCHAR(35) NOT NULL, "plan" VARCHAR(32) NOT NULL, "created_at" DATETIME NOT NULL);
 
 CREATE UNIQUE INDEX "user_email" ON "user" ("email");
