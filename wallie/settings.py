@@ -245,6 +245,24 @@ VARIABLES: tuple[Variable, ...] = (
         "Key of the HMAC-SHA256 signature on webhook POSTs.",
         secret=True,
     ),
+    # Connected mailboxes (Gmail, Outlook).
+    Variable(
+        "WALLIE_TOKEN_KEYS",
+        "token_keys",
+        None,
+        "KEY1,KEY2",
+        "Comma-separated Fernet keys that encrypt stored OAuth tokens. The first "
+        "key encrypts and every key decrypts.",
+        secret=True,
+    ),
+    Variable(
+        "WALLIE_MAIL_SYNC_WINDOW_DAYS",
+        "mail_sync_window_days",
+        "90",
+        "30",
+        "Days of mail that the first sync of a Gmail mailbox reads.",
+        _parse_positive_int,
+    ),
 )
 
 
@@ -265,6 +283,8 @@ class Settings:
     mail_from: str
     webhook_url: str | None
     webhook_secret: str | None
+    token_keys: str | None
+    mail_sync_window_days: int
 
     @property
     def embedded(self) -> bool:

@@ -1,7 +1,8 @@
 """OAuth tokens: encryption at rest and refresh for Google and Microsoft.
 
 Tokens are stored as JSON encrypted with :class:`cryptography.fernet.MultiFernet`.
-The keys come from ``WALLIE_TOKEN_KEYS``, a comma-separated list of Fernet keys.
+The keys come from the ``WALLIE_TOKEN_KEYS`` setting, a comma-separated list of
+Fernet keys.
 The first key encrypts and every key decrypts. To roll out a new key, put it
 first, run :meth:`TokenCipher.rotate` over the stored tokens, then remove the
 old key.
@@ -13,7 +14,6 @@ A refresh that fails for good (``invalid_grant``, a missing refresh token) raise
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -27,6 +27,7 @@ from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2.credentials import Credentials
 
 from wallie.logging import get_logger
+from wallie.settings import Settings, get_settings, load_settings
 
 from .errors import (
     GENERATE_KEY_COMMAND,
@@ -74,12 +75,20 @@ class OAuthToken:
       refresh_token: The token that obtains new access tokens, or ``None``.
       expires_at: When ``access_token`` expires, aware UTC, or ``None`` if unknown.
       scopes: Granted scopes.
+      client_id: The OAuth client that the grant belongs to, or ``None`` when the
+        caller supplies it. A refresh token only works with its own client.
+      client_secret: That client's secret, or ``None`` for a public client.
+      token_uri: The token endpoint to refresh at, or ``None`` for the provider's
+        default.
     """
 
     access_token: str
     refresh_token: str | None
     expires_at: datetime | None
     scopes: tuple[str, ...] = ()
+    client_id: str | None = None
+    client_secret: str | None = None
+    token_uri: str | None = None
 
     def __repr__(self) -> str:
         # Keeps secrets out of tracebacks and log lines that format the object.
@@ -104,6 +113,9 @@ class OAuthToken:
                 "refresh_token": self.refresh_token,
                 "expires_at": expires,
                 "scopes": list(self.scopes),
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "token_uri": self.token_uri,
             }
         )
 
@@ -124,6 +136,9 @@ class OAuthToken:
             refresh_token=data.get("refresh_token"),
             expires_at=datetime.fromisoformat(expires) if expires else None,
             scopes=tuple(data.get("scopes") or ()),
+            client_id=data.get("client_id"),
+            client_secret=data.get("client_secret"),
+            token_uri=data.get("token_uri"),
         )
 
 
@@ -203,20 +218,23 @@ class TokenCipher:
             ) from error
 
 
-def load_token_cipher(environ: Mapping[str, str] | None = None) -> TokenCipher:
-    """Build the cipher from ``WALLIE_TOKEN_KEYS``.
-
-    NOTE: reads the environment directly until the foundation declares the
-    variable in ``wallie.settings``.
+def load_token_cipher(
+    environ: Mapping[str, str] | None = None, *, settings: Settings | None = None
+) -> TokenCipher:
+    """Build the cipher from the ``WALLIE_TOKEN_KEYS`` setting.
 
     Parameters:
-      environ: The environment to read. Defaults to ``os.environ``.
+      environ: An environment to read the settings from, in place of the
+        process settings.
+      settings: Settings to take the keys from. They win over ``environ``.
 
     Raises:
       TokenKeyMissing: When the variable is unset, empty or malformed.
     """
-    source = os.environ if environ is None else environ
-    return TokenCipher(source.get(TOKEN_KEYS_VARIABLE))
+    if settings is None:
+        settings = get_settings() if environ is None else load_settings(environ)
+
+    return TokenCipher(settings.token_keys)
 
 
 # Google.
@@ -291,7 +309,8 @@ def token_from_google(credentials: Credentials, previous: OAuthToken) -> OAuthTo
     if credentials.expiry is not None:
         expires_at = credentials.expiry.replace(tzinfo=UTC)
 
-    return OAuthToken(
+    return replace(
+        previous,
         access_token=str(credentials.token),
         refresh_token=credentials.refresh_token or previous.refresh_token,
         expires_at=expires_at,
