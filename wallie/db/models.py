@@ -327,6 +327,30 @@ class UsageRecord(BaseModel):
     created_at = UTCDateTimeField(default=utcnow, index=True)
 
 
+class Mailbox(BaseModel):
+    """A Gmail or Outlook mailbox the user connected, with its OAuth token.
+
+    ``token`` is the token JSON encrypted with
+    :class:`~wallie.mail.tokens.TokenCipher`, never plain text.  ``state`` is
+    ``active`` (synced), ``needs_reconnect`` (the grant is gone, so syncs skip
+    it until the user connects it again) or ``paused`` (skipped by choice).
+    Sync cursors live in :class:`SyncState` under the same address.
+    """
+
+    user = peewee.ForeignKeyField(User, backref="mailboxes", on_delete="CASCADE")
+    provider = peewee.CharField(max_length=16)
+    address = peewee.CharField(max_length=320)
+    token = peewee.TextField()
+    state = peewee.CharField(max_length=16, default="active", index=True)
+    last_sync_at = UTCDateTimeField(null=True)
+    last_error = peewee.TextField(default="")
+    reconnect_notified_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "provider", "address"), True),)
+
+
 class SyncState(BaseModel):
     """Where the last sync of one account stopped: a history id, a delta link."""
 
@@ -375,6 +399,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     Notification,
     JobRun,
     UsageRecord,
+    Mailbox,
     SyncState,
     AuditLog,
 )

@@ -138,6 +138,14 @@ CREATE INDEX "usage_record_user_id" ON "usage_record" ("user_id");
 
 CREATE INDEX "usage_record_created_at" ON "usage_record" ("created_at");
 
+CREATE TABLE "mailbox" ("id" INTEGER NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "provider" VARCHAR(16) NOT NULL, "address" VARCHAR(320) NOT NULL, "token" TEXT NOT NULL, "state" VARCHAR(16) NOT NULL, "last_sync_at" DATETIME, "last_error" TEXT NOT NULL, "reconnect_notified_at" DATETIME, "created_at" DATETIME NOT NULL, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
+
+CREATE INDEX "mailbox_user_id" ON "mailbox" ("user_id");
+
+CREATE INDEX "mailbox_state" ON "mailbox" ("state");
+
+CREATE UNIQUE INDEX "mailbox_user_id_provider_address" ON "mailbox" ("user_id", "provider", "address");
+
 CREATE TABLE "sync_state" ("id" INTEGER NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "provider" VARCHAR(32) NOT NULL, "account" VARCHAR(320) NOT NULL, "cursor" TEXT NOT NULL, "status" VARCHAR(32) NOT NULL, "error" TEXT NOT NULL, "last_synced_at" DATETIME, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
 
 CREATE INDEX "sync_state_user_id" ON "sync_state" ("user_id");
