@@ -7,8 +7,8 @@ through the same middleware.
 
 The stack is Dramatiq's defaults (AgeLimit, TimeLimit,
 ShutdownNotifications, Callbacks, Pipelines, Retries) followed by, in
-order: CurrentMessage, periodiq's middleware, RunHistory, then the
-middleware of later features (Debounce, GlassCeiling).  Dramatiq calls
+order: CurrentMessage, periodiq's middleware, RunHistory, Debounce, then
+GlassCeiling.  Dramatiq calls
 "before" hooks in that order and "after" hooks in the reverse order.
 """
 
@@ -28,6 +28,7 @@ from periodiq import PeriodiqMiddleware
 from .db import connect
 from .logging import get_logger
 from .middleware.db_connection import DatabaseConnection
+from .middleware.debounce import Debounce
 from .middleware.run_history import DEFAULT_FLUSH_INTERVAL_MS, RunHistory
 from .settings import Settings, get_settings
 
@@ -51,6 +52,7 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         CurrentMessage(),
         PeriodiqMiddleware(),
         RunHistory(flush_interval_ms=flush_interval_ms),
+        Debounce(),
     ]
     return stack
 
