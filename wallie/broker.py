@@ -29,6 +29,7 @@ from .db import connect
 from .logging import get_logger
 from .middleware.db_connection import DatabaseConnection
 from .middleware.debounce import Debounce
+from .middleware.glass_ceiling import GlassCeiling
 from .middleware.run_history import DEFAULT_FLUSH_INTERVAL_MS, RunHistory
 from .settings import Settings, get_settings
 
@@ -53,6 +54,7 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         PeriodiqMiddleware(),
         RunHistory(flush_interval_ms=flush_interval_ms),
         Debounce(),
+        GlassCeiling(settings),
     ]
     return stack
 

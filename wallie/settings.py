@@ -18,6 +18,7 @@ import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -89,6 +90,18 @@ def _parse_positive_int(name: str, value: str) -> int:
 
     if number < 1:
         _invalid(name, value, "a whole number of 1 or more")
+
+    return number
+
+
+def _parse_positive_decimal(name: str, value: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        number = Decimal(0)
+
+    if not number.is_finite() or number <= 0:
+        _invalid(name, value, "a number of dollars more than 0, such as 250 or 99.50")
 
     return number
 
@@ -230,6 +243,67 @@ VARIABLES: tuple[Variable, ...] = (
         "Wallie <noreply@example.com>",
         "Sender address of the mail Wallie sends.",
     ),
+    # Glass ceiling: provider rate limits and the deployment's budget.
+    Variable(
+        "WALLIE_OPENAI_REQUESTS_PER_MINUTE",
+        "openai_requests_per_minute",
+        "500",
+        "5000",
+        "OpenAI requests per minute for the deployment (OpenAI's usage tier 1 "
+        "allows 500 for gpt-4o-mini; raise it to your organisation's tier).",
+        _parse_positive_int,
+    ),
+    Variable(
+        "WALLIE_OPENAI_TOKENS_PER_MINUTE",
+        "openai_tokens_per_minute",
+        "200000",
+        "2000000",
+        "OpenAI tokens per minute for the deployment (tier 1 for gpt-4o-mini: 200,000).",
+        _parse_positive_int,
+    ),
+    Variable(
+        "WALLIE_GMAIL_UNITS_PER_USER_MINUTE",
+        "gmail_units_per_user_minute",
+        "15000",
+        "6000",
+        "Gmail API quota units per user per minute (Google's published per-user "
+        "limit: 15,000).",
+        _parse_positive_int,
+    ),
+    Variable(
+        "WALLIE_GRAPH_CONCURRENT_PER_MAILBOX",
+        "graph_concurrent_per_mailbox",
+        "4",
+        "2",
+        "Concurrent Microsoft Graph requests per mailbox (Outlook service limit: 4).",
+        _parse_positive_int,
+    ),
+    Variable(
+        "WALLIE_WHATSAPP_MESSAGES_PER_SECOND",
+        "whatsapp_messages_per_second",
+        "80",
+        "20",
+        "WhatsApp Cloud API messages per second per business number (Meta's "
+        "default throughput: 80).",
+        _parse_positive_int,
+    ),
+    Variable(
+        "WALLIE_MAIL_SENDS_PER_DAY",
+        "mail_sends_per_day",
+        "500",
+        "2000",
+        "Mails sent per mailbox per day (Gmail's limit for personal accounts: "
+        "500; Google Workspace: 2,000).",
+        _parse_positive_int,
+    ),
+    Variable(
+        "WALLIE_DEPLOYMENT_COST_CEILING_USD",
+        "deployment_cost_ceiling_usd",
+        "100",
+        "2500",
+        "Monthly spending limit of the whole deployment on paid providers, in US dollars.",
+        _parse_positive_decimal,
+    ),
     Variable(
         "WALLIE_WEBHOOK_URL",
         "webhook_url",
@@ -283,6 +357,13 @@ class Settings:
     mail_from: str
     webhook_url: str | None
     webhook_secret: str | None
+    openai_requests_per_minute: int
+    openai_tokens_per_minute: int
+    gmail_units_per_user_minute: int
+    graph_concurrent_per_mailbox: int
+    whatsapp_messages_per_second: int
+    mail_sends_per_day: int
+    deployment_cost_ceiling_usd: Decimal
     token_keys: str | None
     mail_sync_window_days: int
 

@@ -42,6 +42,8 @@ class User(BaseModel):
     time_zone = peewee.CharField(max_length=64, default="UTC")
     locale = peewee.CharField(max_length=35, default="en")
     plan = peewee.CharField(max_length=32, default="free")
+    paid_work_paused_until = UTCDateTimeField(null=True)
+    pause_reason = peewee.CharField(max_length=300, default="")
     created_at = UTCDateTimeField(default=utcnow)
 
 
@@ -323,8 +325,12 @@ class UsageRecord(BaseModel):
     calls = peewee.IntegerField(default=1)
     tokens_in = peewee.IntegerField(default=0)
     tokens_out = peewee.IntegerField(default=0)
+    audio_seconds = peewee.IntegerField(default=0)
     cost_usd = peewee.DecimalField(max_digits=14, decimal_places=6, default=0)
     created_at = UTCDateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("user", "created_at"), False),)
 
 
 class Mailbox(BaseModel):
@@ -366,6 +372,61 @@ class SyncState(BaseModel):
         indexes = ((("user", "provider", "account"), True),)
 
 
+class LimitOverride(BaseModel):
+    """An operator's change to a usage cap or ceiling, for one user or one plan.
+
+    Exactly one of ``user`` and ``plan`` is set.  ``value`` is text so caps
+    (whole numbers) and ceilings (dollars with cents) share the table.
+    """
+
+    user = peewee.ForeignKeyField(User, null=True, on_delete="CASCADE")
+    plan = peewee.CharField(max_length=32, null=True)
+    name = peewee.CharField(max_length=64)
+    value = peewee.CharField(max_length=64)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "plan", "name"), True),)
+
+
+class ScheduleTick(BaseModel):
+    """One cron tick of a periodic actor, claimed by the scheduler that sent it.
+
+    ``(actor, tick_at)`` is unique, so of several scheduler processes only
+    the one whose insert succeeds sends the tick.  The newest row per actor
+    is where a starting scheduler resumes, to catch up ticks it missed.
+    """
+
+    actor = peewee.CharField(max_length=100)
+    tick_at = UTCDateTimeField()
+    catch_up = peewee.BooleanField(default=False)
+    message_id = peewee.CharField(max_length=64, default="")
+    created_at = UTCDateTimeField(default=utcnow)
+    sent_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("actor", "tick_at"), True),)
+
+
+class LocalRun(BaseModel):
+    """A per-user job claimed for one local period: a day or an ISO week.
+
+    ``period`` is the user's local date (``2026-03-08``) or ISO week
+    (``2026-W10``); ``(user, job, period)`` is unique, so a user's job is
+    sent at most once per period, even when the time zone changes.
+    """
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    job = peewee.CharField(max_length=64)
+    period = peewee.CharField(max_length=16)
+    claim = peewee.CharField(max_length=32, default="")
+    time_zone = peewee.CharField(max_length=64, default="")
+    created_at = UTCDateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "job", "period"), True),)
+
+
 class AuditLog(BaseModel):
     """A record of an operator action or a deletion receipt.
 
@@ -401,6 +462,9 @@ MODELS: tuple[type[BaseModel], ...] = (
     UsageRecord,
     Mailbox,
     SyncState,
+    LimitOverride,
+    ScheduleTick,
+    LocalRun,
     AuditLog,
 )
 

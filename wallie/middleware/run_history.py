@@ -44,6 +44,14 @@ def set_outcome(message: dramatiq.Message[Any], status: str, reason: str) -> Non
     message.options["wallie_outcome"] = [status, reason]
 
 
+def note(message: dramatiq.Message[Any], reason: str) -> None:
+    """Attach ``reason`` to the current attempt of ``message`` without changing its status.
+
+    The glass ceiling uses it to say why a run went down a degraded path.
+    """
+    message.options["wallie_note"] = reason
+
+
 def redact(value: Any, name: str = "") -> Any:
     """Return ``value`` with every entry under a secret-looking name redacted."""
     if name and SECRET_NAME.search(name):
@@ -83,7 +91,7 @@ def _user_id(broker: dramatiq.Broker, message: Any) -> int | None:
 
 
 def _public_options(options: dict[str, Any]) -> dict[str, Any]:
-    hidden = {"traceback", "wallie_outcome"}
+    hidden = {"traceback", "wallie_outcome", "wallie_note"}
     return {key: value for key, value in options.items() if key not in hidden}
 
 
@@ -175,6 +183,10 @@ class RunHistory(Middleware):
         attempt, started = self._attempts.get(
             id(message), (message.options.get("retries", 0), time.monotonic())
         )
+        reason = message.options.pop("wallie_note", None)
+        if reason:
+            fields["reason"] = reason
+
         outcome = message.options.pop("wallie_outcome", None)
         if outcome:
             status, fields["reason"] = outcome

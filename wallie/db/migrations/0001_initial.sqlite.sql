@@ -1,6 +1,6 @@
 -- Initial schema: users, contacts, conversations, messages, reminders,
 -- scores, outbox, run history, usage, sync state and the audit log.
-CREATE TABLE "user" ("id" INTEGER NOT NULL PRIMARY KEY, "email" VARCHAR(320) NOT NULL, "name" VARCHAR(200) NOT NULL, "time_zone" VARCHAR(64) NOT NULL, "locale" VARCHAR(35) NOT NULL, "plan" VARCHAR(32) NOT NULL, "created_at" DATETIME NOT NULL);
+CREATE TABLE "user" ("id" INTEGER NOT NULL PRIMARY KEY, "email" VARCHAR(320) NOT NULL, "name" VARCHAR(200) NOT NULL, "time_zone" VARCHAR(64) NOT NULL, "locale" VARCHAR(35) NOT NULL, "plan" VARCHAR(32) NOT NULL, "paid_work_paused_until" DATETIME, "pause_reason" VARCHAR(300) NOT NULL, "created_at" DATETIME NOT NULL);
 
 CREATE UNIQUE INDEX "user_email" ON "user" ("email");
 
@@ -132,11 +132,13 @@ CREATE INDEX "job_run_finished_at" ON "job_run" ("finished_at");
 
 CREATE UNIQUE INDEX "job_run_message_id_attempt" ON "job_run" ("message_id", "attempt");
 
-CREATE TABLE "usage_record" ("id" INTEGER NOT NULL PRIMARY KEY, "user_id" INTEGER, "provider" VARCHAR(32) NOT NULL, "actor" VARCHAR(100) NOT NULL, "operation" VARCHAR(64) NOT NULL, "message_id" VARCHAR(64) NOT NULL, "calls" INTEGER NOT NULL, "tokens_in" INTEGER NOT NULL, "tokens_out" INTEGER NOT NULL, "cost_usd" DECIMAL(14, 6) NOT NULL, "created_at" DATETIME NOT NULL, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
+CREATE TABLE "usage_record" ("id" INTEGER NOT NULL PRIMARY KEY, "user_id" INTEGER, "provider" VARCHAR(32) NOT NULL, "actor" VARCHAR(100) NOT NULL, "operation" VARCHAR(64) NOT NULL, "message_id" VARCHAR(64) NOT NULL, "calls" INTEGER NOT NULL, "tokens_in" INTEGER NOT NULL, "tokens_out" INTEGER NOT NULL, "audio_seconds" INTEGER NOT NULL, "cost_usd" DECIMAL(14, 6) NOT NULL, "created_at" DATETIME NOT NULL, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
 
 CREATE INDEX "usage_record_user_id" ON "usage_record" ("user_id");
 
 CREATE INDEX "usage_record_created_at" ON "usage_record" ("created_at");
+
+CREATE INDEX "usage_record_user_id_created_at" ON "usage_record" ("user_id", "created_at");
 
 CREATE TABLE "mailbox" ("id" INTEGER NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "provider" VARCHAR(16) NOT NULL, "address" VARCHAR(320) NOT NULL, "token" TEXT NOT NULL, "state" VARCHAR(16) NOT NULL, "last_sync_at" DATETIME, "last_error" TEXT NOT NULL, "reconnect_notified_at" DATETIME, "created_at" DATETIME NOT NULL, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
 
@@ -151,6 +153,22 @@ CREATE TABLE "sync_state" ("id" INTEGER NOT NULL PRIMARY KEY, "user_id" INTEGER 
 CREATE INDEX "sync_state_user_id" ON "sync_state" ("user_id");
 
 CREATE UNIQUE INDEX "sync_state_user_id_provider_account" ON "sync_state" ("user_id", "provider", "account");
+
+CREATE TABLE "limit_override" ("id" INTEGER NOT NULL PRIMARY KEY, "user_id" INTEGER, "plan" VARCHAR(32), "name" VARCHAR(64) NOT NULL, "value" VARCHAR(64) NOT NULL, "updated_at" DATETIME NOT NULL, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
+
+CREATE INDEX "limit_override_user_id" ON "limit_override" ("user_id");
+
+CREATE UNIQUE INDEX "limit_override_user_id_plan_name" ON "limit_override" ("user_id", "plan", "name");
+
+CREATE TABLE "schedule_tick" ("id" INTEGER NOT NULL PRIMARY KEY, "actor" VARCHAR(100) NOT NULL, "tick_at" DATETIME NOT NULL, "catch_up" INTEGER NOT NULL, "message_id" VARCHAR(64) NOT NULL, "created_at" DATETIME NOT NULL, "sent_at" DATETIME);
+
+CREATE UNIQUE INDEX "schedule_tick_actor_tick_at" ON "schedule_tick" ("actor", "tick_at");
+
+CREATE TABLE "local_run" ("id" INTEGER NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "job" VARCHAR(64) NOT NULL, "period" VARCHAR(16) NOT NULL, "claim" VARCHAR(32) NOT NULL, "time_zone" VARCHAR(64) NOT NULL, "created_at" DATETIME NOT NULL, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
+
+CREATE INDEX "local_run_user_id" ON "local_run" ("user_id");
+
+CREATE UNIQUE INDEX "local_run_user_id_job_period" ON "local_run" ("user_id", "job", "period");
 
 CREATE TABLE "audit_log" ("id" INTEGER NOT NULL PRIMARY KEY, "action" VARCHAR(64) NOT NULL, "operator" VARCHAR(200) NOT NULL, "user_id" INTEGER, "target" VARCHAR(200) NOT NULL, "details" TEXT NOT NULL, "created_at" DATETIME NOT NULL);
 
