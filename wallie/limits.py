@@ -53,7 +53,7 @@ LIMIT_NAMES = tuple(PLANS["free"])
 
 
 class UnknownLimit(WallieError):
-    """Raised when a plan or limit name is not one Wallie knows.
+    """Raised when a plan or limit name is not defined.
 
     Attributes:
       name: The unknown name.

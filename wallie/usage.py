@@ -16,7 +16,7 @@ from .notify import add_notification
 
 logger = get_logger(__name__)
 
-#: Shares of the monthly cost ceiling at which the user is told, once each.
+#: Shares of the monthly cost ceiling at which the user gets a notice, once each.
 WARNING_SHARES = (Decimal("0.8"), Decimal("1.0"))
 
 #: How long the deployment's month total is reused before it is summed again,

@@ -33,7 +33,7 @@ RESENT_OPTION = "debounce_resent_from"
 
 @dataclass(frozen=True)
 class DebounceOptions:
-    """How an actor is debounced.
+    """Debounce settings of one actor.
 
     Parameters:
       key: The name of the argument that identifies a burst (for example
@@ -62,7 +62,7 @@ class DebounceOptions:
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with a message: ``run``, ``skip`` (superseded) or ``wait``."""
+    """The action for a message: ``run``, ``skip`` (superseded) or ``wait``."""
 
     action: str
     delay_ms: int = 0
@@ -258,7 +258,7 @@ class Debounce(Middleware):
 def burst_key(broker: dramatiq.Broker, message: Any, options: DebounceOptions) -> str:
     """Return the Redis key of the message's burst.
 
-    The key holds the actor name, the user id when the actor takes a
+    The key contains the actor name, the user id when the actor takes a
     ``user_id`` argument, and the debounce key.
     """
     actor = broker.get_actor(message.actor_name)

@@ -38,7 +38,7 @@ KEY_PREFIX = "wallie:limit"
 #: How far ahead a message may reserve a rate window before it is deferred.
 MAX_WINDOWS_AHEAD = 10_000
 
-#: Longest delay the embedded default waits in-process, in milliseconds; a
+#: Maximum delay the embedded default waits in-process, in milliseconds; a
 #: longer one is recorded as deferred, because the command would hang.
 EMBEDDED_MAX_DELAY_MS = 60_000
 
@@ -57,7 +57,7 @@ class InvalidActorLimits(MiddlewareError, ValueError):
 
 @dataclass(frozen=True)
 class ActorLimits:
-    """How the glass ceiling treats one actor.
+    """Limits that the glass ceiling applies to one actor.
 
     Parameters:
       provider: The provider whose rate limits apply (``openai``, ``gmail``,
@@ -96,7 +96,7 @@ class ActorLimits:
 
 @dataclass(frozen=True)
 class _Verdict:
-    """Why a message cannot run now, and what to do about it."""
+    """The reason a message cannot run now, and the action to take."""
 
     action: str
     reason: str
@@ -360,8 +360,8 @@ class GlassCeiling(Middleware):
             self._backend(broker), key, limit=provider.concurrency, ttl=CONCURRENCY_TTL_MS
         )
         # ConcurrentRateLimiter offers acquire() only as a context manager around
-        # one block; a middleware holds the slot across two hooks, so it calls
-        # the limiter's own _acquire/_release (stable since Dramatiq 1.0).
+        # one block. A middleware keeps the slot across two hooks, so it calls
+        # the limiter's own _acquire/_release (present in Dramatiq 1.x and 2.2).
         if limiter._acquire():
             with self._held_lock:
                 self._held[id(message)] = limiter

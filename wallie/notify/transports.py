@@ -1,4 +1,4 @@
-"""How outbox items leave the building: SMTP or ``.eml`` files, and webhooks."""
+"""Transports of outbox items: SMTP or ``.eml`` files, and webhooks."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def post_webhook(settings: Settings, key: str, url: str, event: dict[str, Any]) 
     ``X-Wallie-Signature: sha256=HEX`` over ``timestamp.body``.
 
     Raises:
-      httpx.HTTPError: The request failed or the receiver answered 4xx/5xx.
+      httpx.HTTPError: The request failed or the receiver returned a 4xx or 5xx status.
     """
     body = json.dumps(event, sort_keys=True, ensure_ascii=False, default=str).encode()
     timestamp = int(time.time())
