@@ -14,10 +14,21 @@ from wallie.broker import setup_broker
 broker = setup_broker()
 
 from .outbox import deliver_outbox, outbox_sweep  # noqa: E402 - needs the broker
+from .mail import (  # noqa: E402 - needs the broker
+    gmail_sync,
+    gmail_sync_single_user,
+    outlook_sync,
+    outlook_sync_mailbox,
+)
 
 __all__ = [
     "broker",
     # Outbox
     "deliver_outbox",
     "outbox_sweep",
+    # Mail
+    "gmail_sync",
+    "gmail_sync_single_user",
+    "outlook_sync",
+    "outlook_sync_mailbox",
 ]
