@@ -22,6 +22,7 @@ from .db import db_group
 from .dlq import dlq_group
 from .inspect import inspect_group
 from .jobs import enqueue_command, replay_command, runs_group
+from .mailbox import mailbox_group
 
 
 class WallieGroup(click.Group):
@@ -69,6 +70,7 @@ cli.add_command(runs_group, "runs")
 cli.add_command(inspect_group, "inspect")
 cli.add_command(dlq_group, "dlq")
 cli.add_command(db_group, "db")
+cli.add_command(mailbox_group, "mailbox")
 
 
 def main() -> None:
