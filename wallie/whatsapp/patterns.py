@@ -1,0 +1,313 @@
+"""Fixed phrases that WhatsApp writes into exports, in several languages.
+
+The English, German, Portuguese and Spanish phrases were checked against real
+exports. The Dutch ones and the less common media placeholders follow the
+WhatsApp interface wording and are best effort.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from wallie.whatsapp.model import Attachment, AttachmentKind
+
+_I = re.IGNORECASE
+
+#: System events recognised in lines without a sender, first match wins.
+_SYSTEM_EVENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern, _I))
+    for name, pattern in (
+        (
+            "encryption",
+            r"end-to-end|ende-zu-ende|ponta a ponta|extremo a extremo"
+            r"|end-to-end-versleuteld",
+        ),
+        (
+            "disappearing_messages",
+            r"disappearing messages|message timer|selbstlöschende nachrichten"
+            r"|verschwindende nachrichten|mensagens temporárias|mensajes temporales"
+            r"|verdwijnende berichten",
+        ),
+        (
+            "security_code",
+            r"security code|sicherheitsnummer|código de segurança"
+            r"|código de seguridad|beveiligingscode",
+        ),
+        (
+            "business",
+            r"business account|this business|conta comercial|cuenta (?:de empresa"
+            r"|comercial)|unternehmenskonto|zakelijk account|service from meta",
+        ),
+        (
+            "group_created",
+            r"\bcreated (?:the )?group\b|\bcreated this group\b|\bgruppe\b.*\berstellt\b"
+            r"|\bcriou (?:o |este )?grupo\b|\bcreó (?:el )?grupo\b"
+            r"|\bgroep\b.*\baangemaakt\b",
+        ),
+        (
+            "joined",
+            r"joined using this group's invite link|einladungslink"
+            r"|link de convite|enlace de invitación|uitnodigingslink",
+        ),
+        (
+            "subject_changed",
+            r"changed the (?:group name|subject)|changed the group name"
+            r"|gruppennamen|\bbetreff\b|nome do grupo|asunto|nombre del grupo"
+            r"|onderwerp|groepsnaam",
+        ),
+        (
+            "icon_changed",
+            r"group's icon|group icon|group photo|gruppenbild|imagem do grupo"
+            r"|(?:imagen|foto|ícono) del grupo|groepsafbeelding|groepsicoon",
+        ),
+        (
+            "description_changed",
+            r"group description|gruppenbeschreibung|descrição do grupo"
+            r"|descripción del grupo|groepsbeschrijving",
+        ),
+        ("number_changed", r"changed (?:their|to a new) phone number|neue nummer"),
+        ("admin", r"\badmin\b"),
+        (
+            "added",
+            r"\badded\b|you were added|hinzugefügt|\badicion|adicionado|añadió"
+            r"|agregó|toegevoegd",
+        ),
+        (
+            "removed",
+            r"\bremoved\b|\bentfernt\b|\bremoveu\b|removid[oa]|\beliminó a\b"
+            r"|verwijderd",
+        ),
+        (
+            "left",
+            r"\bleft$|verlassen|\bsaiu\b|\bsalió\b|\bverlaten\b|is vertrokken",
+        ),
+    )
+)
+
+#: Notices that iOS writes with the group name, or the person, as the sender.
+#: Only these complete one-line bodies turn a "Name: text" line into a system
+#: event, because a person could type any of the looser phrases above.
+_SENDER_SYSTEM_EVENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern, _I))
+    for name, pattern in (
+        (
+            "encryption",
+            r"(?:messages and calls|messages to this|messages you send|nachrichten"
+            r" und anrufe|as mensagens|los mensajes|berichten en) .*(?:end-to-end"
+            r"|ende-zu-ende|ponta a ponta|extremo a extremo).*",
+        ),
+        ("added", r".{1,100} added you|you were added"),
+        ("joined", r".{1,100} joined using this group's invite link"),
+        ("group_created", r".{1,100} created (?:the )?group\b.*"),
+        ("security_code", r"your security code with .* changed.*"),
+        ("disappearing_messages", r".{1,100} turned (?:on|off) disappearing messages.*"),
+    )
+)
+
+#: Bodies that replace a deleted message, matched on the whole body.
+_DELETED = re.compile(
+    r"(?:this message was deleted|you deleted this message"
+    r"|diese nachricht wurde gelöscht|du hast diese nachricht gelöscht"
+    r"|mensagem apagada|esta mensagem foi apagada|você apagou esta mensagem"
+    r"|se eliminó este mensaje|eliminaste este mensaje|este mensaje fue eliminado"
+    r"|dit bericht is verwijderd|je hebt dit bericht verwijderd)\.?",
+    _I,
+)
+
+#: Marker appended to an edited message.
+_EDITED = re.compile(
+    r"[ \u00a0]*<(?:this message was edited|diese nachricht wurde bearbeitet"
+    r"|mensagem editada|se editó este mensaje\.?|dit bericht is bewerkt)>$",
+    _I,
+)
+
+#: Placeholder for media left out of an export without a file name.
+_MEDIA_OMITTED = re.compile(
+    r"<(?:media omitted|medien ausgeschlossen|mídia oculta|arquivo de mídia oculto"
+    r"|multimedia omitido|media weggelaten)>",
+    _I,
+)
+
+#: iOS placeholder naming the type of the media left out.
+_TYPED_OMITTED = re.compile(
+    r"(?P<what>image|video|audio|sticker|document|gif|contact card|bild|dokument"
+    r"|imagem|vídeo|áudio|figurinha|documento|imagen|afbeelding)"
+    r" (?:omitted|weggelassen|ocultad[oa]|ocult[oa]|omitid[oa]|weggelaten)",
+    _I,
+)
+
+#: iOS attachment with its file name.
+_ATTACHED = re.compile(
+    r"<(?:attached|anhang|anexo|adjunto|bijlage|allegato|pièce jointe):\s*"
+    r"(?P<name>[^>]+?)\s*>",
+    _I,
+)
+
+#: Android attachment with its file name.
+_FILE_ATTACHED = re.compile(
+    r"(?P<name>\S.*?) \((?:file attached|datei angehängt|arquivo anexado"
+    r"|archivo adjunto|bestand bijgevoegd|file allegato|fichier joint)\)",
+    _I,
+)
+
+#: A location pin, a URL after a localised "location:" label.
+_LOCATION = re.compile(
+    r"(?:location|standort|localização|ubicación|locatie): https?://\S+", _I
+)
+
+#: A live location share notice.
+_LIVE_LOCATION = re.compile(
+    r"live location shared|live-standort wird geteilt\.?"
+    r"|localização em tempo real compartilhada|ubicación en tiempo real compartida"
+    r"|live-locatie gedeeld",
+    _I,
+)
+
+_PLACEHOLDER_KINDS: dict[str, AttachmentKind] = {
+    "image": "image",
+    "bild": "image",
+    "imagem": "image",
+    "imagen": "image",
+    "afbeelding": "image",
+    "gif": "video",
+    "video": "video",
+    "vídeo": "video",
+    "audio": "audio",
+    "áudio": "audio",
+    "sticker": "sticker",
+    "figurinha": "sticker",
+    "document": "document",
+    "dokument": "document",
+    "documento": "document",
+    "contact card": "document",
+}
+
+_EXTENSION_KINDS: dict[str, AttachmentKind] = {
+    **dict.fromkeys(("jpg", "jpeg", "png", "gif", "heic", "heif", "bmp"), "image"),
+    **dict.fromkeys(("mp4", "mov", "3gp", "avi", "mkv", "m4v", "webm"), "video"),
+    **dict.fromkeys(("opus", "ogg", "m4a", "mp3", "aac", "amr", "wav"), "audio"),
+    "webp": "sticker",
+    **dict.fromkeys(
+        ("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "csv", "vcf",
+         "odt", "ods", "rtf", "zip"),
+        "document",
+    ),
+}
+
+#: Kind implied by the name WhatsApp gives a media file, checked before the
+#: extension because ``STK-…webp`` is a sticker and ``PTT-…`` a voice note.
+_NAME_KINDS: tuple[tuple[str, AttachmentKind], ...] = (
+    ("STK-", "sticker"),
+    ("-STICKER-", "sticker"),
+    ("PTT-", "audio"),
+    ("AUD-", "audio"),
+    ("-AUDIO-", "audio"),
+    ("IMG-", "image"),
+    ("-PHOTO-", "image"),
+    ("VID-", "video"),
+    ("-VIDEO-", "video"),
+    ("DOC-", "document"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A message body after its WhatsApp markers were read."""
+
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+    is_deleted: bool = False
+    is_edited: bool = False
+    is_location: bool = False
+
+
+def classify_system_event(text: str) -> str:
+    """Name the system event that ``text``, a line without a sender, reports.
+
+    Returns:
+      A short event name, or ``"other"`` when no phrase matches.
+    """
+    for name, pattern in _SYSTEM_EVENTS:
+        if pattern.search(text):
+            return name
+
+    return "other"
+
+
+def sender_system_event(body: str) -> str | None:
+    """Name the system event in a one-line body written under a sender name.
+
+    Returns:
+      The event name, or None when the body reads as an ordinary message.
+    """
+    if "\n" in body:
+        return None
+
+    for name, pattern in _SENDER_SYSTEM_EVENTS:
+        if pattern.fullmatch(body):
+            return name
+
+    return None
+
+
+def attachment_for_file(name: str) -> Attachment:
+    """Build the attachment for a media file name written in an export."""
+    kind: AttachmentKind = "other"
+    for marker, marker_kind in _NAME_KINDS:
+        if marker in name:
+            kind = marker_kind
+            break
+    else:
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        kind = _EXTENSION_KINDS.get(extension, "other")
+
+    voice_note = name.lower().endswith(".opus") or name.startswith("PTT-")
+    return Attachment(kind=kind, file_name=name, needs_transcription=voice_note)
+
+
+def _placeholder(line: str) -> Attachment | None:
+    """Return the attachment that a whole body line stands for, if any."""
+    match = _ATTACHED.fullmatch(line) or _FILE_ATTACHED.fullmatch(line)
+    if match:
+        return attachment_for_file(match["name"].strip())
+
+    if _MEDIA_OMITTED.fullmatch(line):
+        return Attachment(kind="other")
+
+    match = _TYPED_OMITTED.fullmatch(line)
+    if match:
+        return Attachment(kind=_PLACEHOLDER_KINDS[match["what"].lower()])
+
+    return None
+
+
+def read_body(text: str) -> Body:
+    """Read deletion notices, edit markers, media placeholders and locations.
+
+    Parameters:
+      text: The message body with format marks already removed.
+
+    Returns:
+      The body text without the markers, and what the markers stood for.
+
+    Note:
+      A placeholder is recognised only as the whole first line of a body, so a
+      caption on the following lines stays as text.
+    """
+    if _DELETED.fullmatch(text):
+        return Body(text="", is_deleted=True)
+
+    is_edited = False
+    edited = _EDITED.search(text)
+    if edited:
+        text = text[: edited.start()]
+        is_edited = True
+
+    first, newline, rest = text.partition("\n")
+    attachment = _placeholder(first.strip())
+    if attachment is not None:
+        return Body(text=rest, attachments=(attachment,), is_edited=is_edited)
+
+    is_location = bool(_LOCATION.match(text) or _LIVE_LOCATION.fullmatch(text))
+    return Body(text=text, is_edited=is_edited, is_location=is_location)

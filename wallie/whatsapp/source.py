@@ -1,0 +1,161 @@
+"""Open an export file or stream and read it as text lines, one pass at a time."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import BinaryIO
+
+from wallie.whatsapp.errors import ExportEncodingError
+
+#: Bytes read to detect the encoding, in bytes.
+SNIFF_SIZE = 4096
+
+#: Size of the chunks decoded when locating an encoding error, in bytes.
+CHUNK_SIZE = 1 << 20
+
+#: Opens a fresh binary stream positioned at the start of the export.
+Opener = Callable[[], AbstractContextManager[BinaryIO]]
+
+
+def detect_encoding(head: bytes) -> str:
+    """Detect the codec of an export from its first bytes.
+
+    Parameters:
+      head: The first bytes of the file, up to ``SNIFF_SIZE``.
+
+    Returns:
+      ``"utf-8-sig"`` for UTF-8 with or without a byte-order mark, ``"utf-16"``
+      for UTF-16 with a byte-order mark, or ``"utf-16-le"`` / ``"utf-16-be"``
+      when the NUL bytes show UTF-16 text without one.
+
+    Note:
+      Exports are mostly ASCII digits and punctuation, so in UTF-16 without a
+      byte-order mark nearly every other byte is NUL; a third of the pairs is
+      the threshold used here.
+    """
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+
+    pairs = len(head) // 2
+    if pairs:
+        even_nuls = head[0 : pairs * 2 : 2].count(0)
+        odd_nuls = head[1 : pairs * 2 : 2].count(0)
+        if odd_nuls * 3 >= pairs and even_nuls * 10 < pairs:
+            return "utf-16-le"
+        if even_nuls * 3 >= pairs and odd_nuls * 10 < pairs:
+            return "utf-16-be"
+
+    return "utf-8-sig"
+
+
+def sniff(opener: Opener) -> str:
+    """Detect the codec of the export that ``opener`` opens."""
+    with opener() as stream:
+        return detect_encoding(stream.read(SNIFF_SIZE))
+
+
+def read_lines(opener: Opener, encoding: str, source: str) -> Iterator[str]:
+    """Yield the lines of the export with their line endings.
+
+    Parameters:
+      opener: Opens the export as a binary stream.
+      encoding: Codec from :func:`detect_encoding`.
+      source: Name of the export, for error messages.
+
+    Raises:
+      ExportEncodingError: When the bytes do not decode; the error names the
+        byte offset of the first invalid byte.
+
+    Note:
+      ``newline=""`` keeps ``\\r\\n`` and ``\\n`` apart, which the parser needs,
+      and splits only on CR and LF, never on U+2028 inside a message.
+    """
+    with opener() as stream:
+        text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+        try:
+            yield from text
+        except UnicodeDecodeError as error:
+            raise locate_decode_error(opener, encoding, source, error) from error
+        finally:
+            # Detach so that the caller's stream stays open; a stream already
+            # closed by garbage collection needs nothing.
+            if not stream.closed:
+                text.detach()
+
+
+def locate_decode_error(
+    opener: Opener, encoding: str, source: str, error: UnicodeDecodeError
+) -> ExportEncodingError:
+    """Decode the export again chunk by chunk to find the invalid byte's offset.
+
+    Parameters:
+      opener: Opens the export as a binary stream.
+      encoding: The codec that failed.
+      source: Name of the export, for the message.
+      error: The error raised by the text reader, whose offsets are relative
+        to an unknown chunk.
+
+    Returns:
+      The error to raise, with the absolute byte offset.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    consumed = 0
+    with opener() as stream:
+        while chunk := stream.read(CHUNK_SIZE):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as located:
+                offset = consumed - pending + located.start
+                return ExportEncodingError(source, encoding, offset, located.reason)
+            consumed += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as located:
+            offset = consumed - len(decoder.getstate()[0]) + located.start
+            return ExportEncodingError(source, encoding, offset, located.reason)
+
+    return ExportEncodingError(source, encoding, -1, error.reason)
+
+
+@contextmanager
+def _unclosable(stream: BinaryIO, start: int) -> Iterator[BinaryIO]:
+    """Rewind ``stream`` to ``start`` and keep it open after the block."""
+    stream.seek(start)
+    yield stream
+
+
+def opener_for_stream(stream: BinaryIO) -> tuple[Opener, Callable[[], None]]:
+    """Build an opener that can read a caller's binary stream more than once.
+
+    Parameters:
+      stream: A binary stream; the caller keeps it open while parsing.
+
+    Returns:
+      The opener and a cleanup function to call when parsing is done.
+
+    Note:
+      A stream that cannot seek is first copied to a temporary file in chunks,
+      so memory stays flat whatever its size.
+    """
+    if stream.seekable():
+        start = stream.tell()
+        return (lambda: _unclosable(stream, start)), (lambda: None)
+
+    spool = tempfile.NamedTemporaryFile(prefix="wallie-whatsapp-", delete=False)
+    with spool:
+        shutil.copyfileobj(stream, spool, CHUNK_SIZE)
+
+    def cleanup() -> None:
+        os.unlink(spool.name)
+
+    return (lambda: open(spool.name, "rb")), cleanup
