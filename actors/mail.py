@@ -1,7 +1,7 @@
 """gmailSync, gmailSyncSingleUser, outlookSync and outlookSyncMailbox.
 
 The periodic actors send one job per active mailbox every 15 minutes, spread
-over a few minutes; the per-mailbox actors sync one mailbox. What a job does
+over a few minutes, and the per-mailbox actors sync one mailbox. The job logic
 (lock, skip, retry after a rate limit, reconnect notice, analysis) is in
 :mod:`wallie.mail.jobs`.
 """

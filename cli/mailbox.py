@@ -25,7 +25,9 @@ def mailbox_group() -> None:
 
 
 @mailbox_group.command("list", short_help="List connected mailboxes.")
-@click.option("--user", "user_email", help="Only mailboxes of the user with this email.")
+@click.option(
+    "--user", "user_email", help="Only mailboxes of the user with this email."
+)
 @json_option
 @pass_context
 def list_command(obj: CliContext, user_email: str | None, as_json: bool) -> None:

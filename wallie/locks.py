@@ -100,6 +100,6 @@ def _release(lock: redis.lock.Lock, key: str) -> None:
     try:
         lock.release()
     except LockError:
-        # The lock expired while held, and another holder may own it now; the
+        # The lock expired while held, and another holder may own it now. The
         # release script left that holder's key in place.
         logger.warning("Lock %s expired before it was released.", key)

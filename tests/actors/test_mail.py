@@ -84,7 +84,9 @@ def test_mail_actors_declared_every_15_minutes(stub_broker: dramatiq.Broker) -> 
         assert str(actor.options["periodic"]) == "*/15 * * * *"
         assert actor.queue_name == "mail"
     for name in ("gmail_sync_single_user", "outlook_sync_mailbox"):
-        assert stub_broker.get_actor(name).options["time_limit"] == jobs.SYNC_TIME_LIMIT_MS
+        assert (
+            stub_broker.get_actor(name).options["time_limit"] == jobs.SYNC_TIME_LIMIT_MS
+        )
 
 
 def test_fan_out_one_message_per_active_mailbox(
@@ -100,14 +102,20 @@ def test_fan_out_one_message_per_active_mailbox(
     actors.outlook_sync.fn()
 
     messages = queued(stub_broker, "mail")
-    gmail_ids = [m.args[0] for m in messages if m.actor_name == "gmail_sync_single_user"]
-    outlook_ids = [m.args[0] for m in messages if m.actor_name == "outlook_sync_mailbox"]
+    gmail_ids = [
+        m.args[0] for m in messages if m.actor_name == "gmail_sync_single_user"
+    ]
+    outlook_ids = [
+        m.args[0] for m in messages if m.actor_name == "outlook_sync_mailbox"
+    ]
     assert gmail_ids == [first.id, second.id]
     assert outlook_ids == [outlook.id]
 
 
 def test_fan_out_staggers_with_redis(
-    stub_broker: dramatiq.Broker, key_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    stub_broker: dramatiq.Broker,
+    key_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ids = [add_mailbox(key_settings, f"user{n}@example.com").id for n in range(3)]
     with_redis = key_settings.replace(redis_url="redis://127.0.0.1:9/0")
@@ -130,7 +138,9 @@ def test_stagger_delays_spread_evenly() -> None:
 
 
 def test_single_user_sync_stores_and_records(
-    stub_broker: dramatiq.Broker, key_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    stub_broker: dramatiq.Broker,
+    key_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake = FakeGmail(owner="ana@example.com")
     fake.add("m1", thread_id="t1")
@@ -155,10 +165,14 @@ def test_single_user_sync_stores_and_records(
 
 
 def test_new_conversations_sent_to_analysis(
-    stub_broker: dramatiq.Broker, key_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    stub_broker: dramatiq.Broker,
+    key_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mailbox = add_mailbox(key_settings, "ana@example.com")
-    monkeypatch.setitem(jobs.SYNCERS, "gmail", lambda mailbox_id, **_: result_for(mailbox_id, (4, 9)))
+    monkeypatch.setitem(
+        jobs.SYNCERS, "gmail", lambda mailbox_id, **_: result_for(mailbox_id, (4, 9))
+    )
 
     before = jobs.run_sync_job("gmail", mailbox.id, key_settings, stub_broker)
     analysed: list[int] = []
@@ -178,7 +192,9 @@ def test_new_conversations_sent_to_analysis(
 def test_revoked_refresh_notifies_once(
     stub_broker: dramatiq.Broker, key_settings: Settings
 ) -> None:
-    body = json.dumps({"error": "invalid_grant", "error_description": "Token has been revoked."})
+    body = json.dumps(
+        {"error": "invalid_grant", "error_description": "Token has been revoked."}
+    )
     with serve(lambda request: (400, {}, body.encode())) as token_url:
         mailbox = add_mailbox(
             key_settings,
@@ -215,7 +231,11 @@ def test_rate_limit_retries_after_hint(
 
     def limited(mailbox_id: int, **_: Any) -> SyncResult:
         raise ProviderRateLimited(
-            "Slow down.", provider="gmail", account=str(mailbox_id), retry_after_ms=23_688, hinted=True
+            "Slow down.",
+            provider="gmail",
+            account=str(mailbox_id),
+            retry_after_ms=23_688,
+            hinted=True,
         )
 
     monkeypatch.setitem(jobs.SYNCERS, "gmail", limited)
@@ -228,12 +248,16 @@ def test_rate_limit_retries_after_hint(
 
 
 def test_held_lock_skips_in_run_history(
-    stub_broker: dramatiq.Broker, key_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    stub_broker: dramatiq.Broker,
+    key_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mailbox = add_mailbox(key_settings, "ana@example.com")
     calls: list[int] = []
     monkeypatch.setitem(
-        jobs.SYNCERS, "gmail", lambda mailbox_id, **_: calls.append(mailbox_id) or result_for(mailbox_id)
+        jobs.SYNCERS,
+        "gmail",
+        lambda mailbox_id, **_: calls.append(mailbox_id) or result_for(mailbox_id),
     )
 
     with exclusive(key_settings, f"mailbox-sync:{mailbox.id}", 60_000) as acquired:
@@ -247,7 +271,9 @@ def test_held_lock_skips_in_run_history(
     assert calls == []
 
 
-def concurrent_syncs(settings: Settings, mailbox_id: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def concurrent_syncs(
+    settings: Settings, mailbox_id: int, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
     """Run two jobs of one mailbox at once; return their statuses."""
     started = threading.Event()
     release = threading.Event()
@@ -263,7 +289,9 @@ def concurrent_syncs(settings: Settings, mailbox_id: int, monkeypatch: pytest.Mo
     statuses: list[str] = []
     broker = dramatiq.get_broker()
     first = threading.Thread(
-        target=lambda: statuses.append(jobs.run_sync_job("gmail", mailbox_id, settings, broker).status)
+        target=lambda: statuses.append(
+            jobs.run_sync_job("gmail", mailbox_id, settings, broker).status
+        )
     )
     first.start()
     assert started.wait(timeout=10)
@@ -279,12 +307,18 @@ def test_lock_prevents_concurrent_syncs_in_process(
 ) -> None:
     mailbox = add_mailbox(key_settings, "ana@example.com")
 
-    assert concurrent_syncs(key_settings, mailbox.id, monkeypatch) == ["skipped", "synced"]
+    assert concurrent_syncs(key_settings, mailbox.id, monkeypatch) == [
+        "skipped",
+        "synced",
+    ]
 
 
 @pytest.mark.redis
 def test_lock_prevents_concurrent_syncs_on_redis(
-    db: peewee.Database, key_settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    db: peewee.Database,
+    key_settings: Settings,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with_redis = key_settings.replace(redis_url=redis_url)
     mailbox = add_mailbox(key_settings, "ana@example.com")

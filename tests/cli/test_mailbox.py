@@ -60,7 +60,16 @@ def test_connect_gmail_creates_user_and_encrypts(
 
     result = runner.invoke(
         cli,
-        ["mailbox", "connect", "--user", "Sam@Example.com", "--provider", "gmail", "--token-file", str(path)],
+        [
+            "mailbox",
+            "connect",
+            "--user",
+            "Sam@Example.com",
+            "--provider",
+            "gmail",
+            "--token-file",
+            str(path),
+        ],
     )
 
     assert result.exit_code == 0, result.output
@@ -82,8 +91,16 @@ def test_connect_gmail_creates_user_and_encrypts(
 def test_connect_again_reconnects(runner: CliRunner, key: str, tmp_path: Path) -> None:
     path = write(tmp_path, MICROSOFT_TOKEN)
     arguments = [
-        "mailbox", "connect", "--user", "sam@example.com", "--provider", "outlook",
-        "--token-file", str(path), "--address", "sam@contoso.example",
+        "mailbox",
+        "connect",
+        "--user",
+        "sam@example.com",
+        "--provider",
+        "outlook",
+        "--token-file",
+        str(path),
+        "--address",
+        "sam@contoso.example",
     ]
     runner.invoke(cli, arguments)
     Mailbox.update(state="needs_reconnect", last_error="TokenRevoked: gone").execute()
@@ -97,24 +114,44 @@ def test_connect_again_reconnects(runner: CliRunner, key: str, tmp_path: Path) -
     assert Mailbox.select().count() == 1
     assert mailbox.state == "active"
     assert mailbox.last_error == ""
-    assert TokenCipher(key).decrypt(mailbox.token).scopes == ("Mail.Read", "offline_access")
+    assert TokenCipher(key).decrypt(mailbox.token).scopes == (
+        "Mail.Read",
+        "offline_access",
+    )
 
 
-def test_list_shows_state_and_error(runner: CliRunner, key: str, tmp_path: Path) -> None:
+def test_list_shows_state_and_error(
+    runner: CliRunner, key: str, tmp_path: Path
+) -> None:
     path = write(tmp_path, GOOGLE_TOKEN)
     for email in ("ana@example.com", "ben@example.com"):
         runner.invoke(
-            cli, ["mailbox", "connect", "--user", email, "--provider", "gmail", "--token-file", str(path)]
+            cli,
+            [
+                "mailbox",
+                "connect",
+                "--user",
+                email,
+                "--provider",
+                "gmail",
+                "--token-file",
+                str(path),
+            ],
         )
-    Mailbox.update(state="needs_reconnect", last_error="TokenRevoked: invalid_grant").where(
-        Mailbox.address == "ben@example.com"
-    ).execute()
+    Mailbox.update(
+        state="needs_reconnect", last_error="TokenRevoked: invalid_grant"
+    ).where(Mailbox.address == "ben@example.com").execute()
 
     text = runner.invoke(cli, ["mailbox", "list"])
-    only_ben = runner.invoke(cli, ["mailbox", "list", "--user", "ben@example.com", "--json"])
+    only_ben = runner.invoke(
+        cli, ["mailbox", "list", "--user", "ben@example.com", "--json"]
+    )
 
     assert text.exit_code == 0, text.output
-    assert "ana@example.com  gmail    ana@example.com  active  last sync never" in text.output
+    assert (
+        "ana@example.com  gmail    ana@example.com  active  last sync never"
+        in text.output
+    )
     assert "needs_reconnect" in text.output
     assert "  last error: TokenRevoked: invalid_grant" in text.output
     document = json.loads(only_ben.output)
@@ -125,13 +162,26 @@ def test_list_shows_state_and_error(runner: CliRunner, key: str, tmp_path: Path)
 
 
 def test_missing_token_keys_explain_generation(
-    runner: CliRunner, cli_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runner: CliRunner,
+    cli_env: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("WALLIE_TOKEN_KEYS", raising=False)
     path = write(tmp_path, GOOGLE_TOKEN)
 
     result = runner.invoke(
-        cli, ["mailbox", "connect", "--user", "sam@example.com", "--provider", "gmail", "--token-file", str(path)]
+        cli,
+        [
+            "mailbox",
+            "connect",
+            "--user",
+            "sam@example.com",
+            "--provider",
+            "gmail",
+            "--token-file",
+            str(path),
+        ],
     )
 
     assert result.exit_code == 1
@@ -143,18 +193,37 @@ def test_missing_token_keys_explain_generation(
 @pytest.mark.parametrize(
     ("provider", "document", "missing"),
     [
-        ("gmail", {"token": "a", "client_id": "c"}, "missing refresh_token, client_secret."),
+        (
+            "gmail",
+            {"token": "a", "client_id": "c"},
+            "missing refresh_token, client_secret.",
+        ),
         ("outlook", {"refresh_token": "r", "client_id": "c"}, "missing access_token."),
         ("outlook", {"access_token": "a"}, "missing refresh_token, client_id."),
     ],
 )
 def test_token_file_missing_keys_named(
-    runner: CliRunner, key: str, tmp_path: Path, provider: str, document: dict[str, str], missing: str
+    runner: CliRunner,
+    key: str,
+    tmp_path: Path,
+    provider: str,
+    document: dict[str, str],
+    missing: str,
 ) -> None:
     path = write(tmp_path, document)
 
     result = runner.invoke(
-        cli, ["mailbox", "connect", "--user", "sam@example.com", "--provider", provider, "--token-file", str(path)]
+        cli,
+        [
+            "mailbox",
+            "connect",
+            "--user",
+            "sam@example.com",
+            "--provider",
+            provider,
+            "--token-file",
+            str(path),
+        ],
     )
 
     assert result.exit_code == 1
@@ -162,11 +231,21 @@ def test_token_file_missing_keys_named(
     assert Mailbox.select().count() == 0
 
 
-def test_token_file_absent_or_invalid(runner: CliRunner, key: str, tmp_path: Path) -> None:
+def test_token_file_absent_or_invalid(
+    runner: CliRunner, key: str, tmp_path: Path
+) -> None:
     absent = tmp_path / "absent.json"
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")
-    base = ["mailbox", "connect", "--user", "sam@example.com", "--provider", "gmail", "--token-file"]
+    base = [
+        "mailbox",
+        "connect",
+        "--user",
+        "sam@example.com",
+        "--provider",
+        "gmail",
+        "--token-file",
+    ]
 
     not_found = runner.invoke(cli, [*base, str(absent)])
     not_json = runner.invoke(cli, [*base, str(broken)])

@@ -1,7 +1,7 @@
 """Stateful Gmail and Graph servers on loopback for the mailbox sync tests.
 
 Message resources start from corpus files, so a test skips when the corpus
-folder is absent. The Gmail server keeps messages and a history log and answers
+folder is absent. The Gmail server keeps messages and a history log and serves
 ``getProfile``, ``messages.list``, ``history.list`` and batch ``messages.get``.
 The Graph server answers each folder's delta requests from a queue of pages and
 the token endpoint from its own queue.
@@ -36,7 +36,9 @@ CORPUS = Path(
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 GRAPH = "https://graph.microsoft.com/"
-CORPUS_FOLDER_URL = "https://graph.microsoft.com/v1.0/me/mailfolders('AQMkADNkNAAAgEMAAAA')"
+CORPUS_FOLDER_URL = (
+    "https://graph.microsoft.com/v1.0/me/mailfolders('AQMkADNkNAAAgEMAAAA')"
+)
 BOUNDARY = "batch_fake_boundary"
 _BATCH_GET = re.compile(r"GET /gmail/v1/users/me/messages/([^?\s]+)\?")
 
@@ -137,7 +139,9 @@ class FakeGmail:
         days_ago: int = 1,
     ) -> None:
         """Add a message built from a corpus resource, as a new history record."""
-        resource = copy.deepcopy(corpus("gmail/message_full_single_part_text_plain_no_parts.json"))
+        resource = copy.deepcopy(
+            corpus("gmail/message_full_single_part_text_plain_no_parts.json")
+        )
         moment = NOW - timedelta(days=days_ago)
         headers = {
             "from": sender,
@@ -147,10 +151,15 @@ class FakeGmail:
             "message-id": f"<{message_id}@mail.example.com>",
         }
         resource["payload"]["headers"] = [
-            {"name": header["name"], "value": headers.get(header["name"].lower(), header["value"])}
+            {
+                "name": header["name"],
+                "value": headers.get(header["name"].lower(), header["value"]),
+            }
             for header in resource["payload"]["headers"]
         ]
-        resource["payload"]["body"]["data"] = base64.urlsafe_b64encode(text.encode()).decode()
+        resource["payload"]["body"]["data"] = base64.urlsafe_b64encode(
+            text.encode()
+        ).decode()
         resource.update(
             id=message_id,
             threadId=thread_id or message_id,
@@ -159,7 +168,11 @@ class FakeGmail:
         )
         with self._lock:
             self.messages[message_id] = resource
-            stub = {"id": message_id, "threadId": resource["threadId"], "labelIds": list(labels)}
+            stub = {
+                "id": message_id,
+                "threadId": resource["threadId"],
+                "labelIds": list(labels),
+            }
             self._record({"messages": [stub], "messagesAdded": [{"message": stub}]})
 
     def delete(self, message_id: str) -> None:
@@ -169,18 +182,38 @@ class FakeGmail:
             stub = {"id": message_id, "threadId": resource["threadId"]}
             self._record({"messages": [stub], "messagesDeleted": [{"message": stub}]})
 
-    def relabel(self, message_id: str, *, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> None:
+    def relabel(
+        self,
+        message_id: str,
+        *,
+        add: tuple[str, ...] = (),
+        remove: tuple[str, ...] = (),
+    ) -> None:
         """Change a message's labels, as history records."""
         with self._lock:
             resource = self.messages[message_id]
             labels = [label for label in resource["labelIds"] if label not in remove]
             labels += [label for label in add if label not in labels]
             resource["labelIds"] = labels
-            stub = {"id": message_id, "threadId": resource["threadId"], "labelIds": labels}
+            stub = {
+                "id": message_id,
+                "threadId": resource["threadId"],
+                "labelIds": labels,
+            }
             if add:
-                self._record({"messages": [stub], "labelsAdded": [{"message": stub, "labelIds": list(add)}]})
+                self._record(
+                    {
+                        "messages": [stub],
+                        "labelsAdded": [{"message": stub, "labelIds": list(add)}],
+                    }
+                )
             if remove:
-                self._record({"messages": [stub], "labelsRemoved": [{"message": stub, "labelIds": list(remove)}]})
+                self._record(
+                    {
+                        "messages": [stub],
+                        "labelsRemoved": [{"message": stub, "labelIds": list(remove)}],
+                    }
+                )
 
     def expire_history(self) -> None:
         """Make every history id older than the current one unusable (404)."""
@@ -196,7 +229,9 @@ class FakeGmail:
             self.requests.append(request)
             path = request.path
             if path.endswith("/profile"):
-                return _json(200, {"emailAddress": self.owner, "historyId": str(self.history_id)})
+                return _json(
+                    200, {"emailAddress": self.owner, "historyId": str(self.history_id)}
+                )
 
             if path.endswith("/messages"):
                 return self._list(request)
@@ -209,7 +244,9 @@ class FakeGmail:
 
         return _json(404, {"error": {"code": 404, "message": f"No route for {path}."}})
 
-    def _page(self, items: list[Any], request: Recorded) -> tuple[list[Any], dict[str, str]]:
+    def _page(
+        self, items: list[Any], request: Recorded
+    ) -> tuple[list[Any], dict[str, str]]:
         offset = int(request.query.get("pageToken", ["0"])[0])
         page = items[offset : offset + self.page_size]
         extra = {}
@@ -226,7 +263,9 @@ class FakeGmail:
             and "SPAM" not in resource["labelIds"]
         ]
         page, extra = self._page(ids, request)
-        return _json(200, {"messages": page, **extra} if page else {"resultSizeEstimate": 0})
+        return _json(
+            200, {"messages": page, **extra} if page else {"resultSizeEstimate": 0}
+        )
 
     def _history(self, request: Recorded) -> Reply:
         start = int(request.query["startHistoryId"][0])
@@ -253,7 +292,11 @@ class FakeGmail:
                 f"{body}\r\n"
             )
         payload = "".join(chunks) + f"--{BOUNDARY}--\r\n"
-        return 200, {"Content-Type": f"multipart/mixed; boundary={BOUNDARY}"}, payload.encode()
+        return (
+            200,
+            {"Content-Type": f"multipart/mixed; boundary={BOUNDARY}"},
+            payload.encode(),
+        )
 
 
 # Graph.
@@ -286,7 +329,9 @@ class FakeGraph:
         folder = match.group(1) if match else ""
         pending = self.pages.get(folder)
         if not pending:
-            return _json(500, {"error": {"code": "NoPage", "message": f"No page for {folder}."}})
+            return _json(
+                500, {"error": {"code": "NoPage", "message": f"No page for {folder}."}}
+            )
 
         page = pending.popleft()
         if isinstance(page, tuple):
@@ -300,9 +345,13 @@ class FakeGraph:
             if "@removed" not in item and not item.get("receivedDateTime"):
                 item["receivedDateTime"] = "2026-11-19T09:30:00Z"
         text = json.dumps(body)
-        text = text.replace(CORPUS_FOLDER_URL, f"{self.url}v1.0/me/mailFolders/{folder}")
+        text = text.replace(
+            CORPUS_FOLDER_URL, f"{self.url}v1.0/me/mailFolders/{folder}"
+        )
         return text.replace(GRAPH, self.url)
 
     def delta_link(self, folder: str, token: str) -> str:
         """Return a delta link of this server for ``folder``."""
-        return f"{self.url}v1.0/me/mailFolders/{folder}/messages/delta?$deltatoken={token}"
+        return (
+            f"{self.url}v1.0/me/mailFolders/{folder}/messages/delta?$deltatoken={token}"
+        )

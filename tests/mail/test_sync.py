@@ -1,8 +1,8 @@
 """Tests for Gmail and Outlook mailbox sync into storage, on SQLite and PostgreSQL.
 
 Gmail runs against a stateful fake on loopback (tests/mail/fakes.py) through
-a real httplib2 transport; Graph against a loopback server that serves corpus
-delta pages.
+a real httplib2 transport. Graph runs against a loopback server that serves
+corpus delta pages.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ from wallie.db.models import (
 from wallie.mail import sync as sync_module
 from wallie.mail.errors import ProviderRateLimited, TokenRevoked
 from wallie.mail.mailboxes import connect_mailbox, get_cursor, load_token
-from wallie.mail.sync import MailboxNotActive, microsoft_authority, sync_gmail, sync_outlook
+from wallie.mail.sync import (
+    MailboxNotActive,
+    microsoft_authority,
+    sync_gmail,
+    sync_outlook,
+)
 from wallie.mail.tokens import OAuthToken, TokenCipher
 from wallie.settings import Settings
 from wallie.storage import get_or_create_user
@@ -61,7 +66,9 @@ def make_token(token_uri: str | None = None, **changes: Any) -> OAuthToken:
     return OAuthToken(**values)
 
 
-def add_mailbox(provider: str, cipher: TokenCipher, token: OAuthToken | None = None) -> Mailbox:
+def add_mailbox(
+    provider: str, cipher: TokenCipher, token: OAuthToken | None = None
+) -> Mailbox:
     user, _ = get_or_create_user(OWNER)
     mailbox, _ = connect_mailbox(user, provider, OWNER, token or make_token(), cipher)
     return mailbox
@@ -74,7 +81,9 @@ def gmail(db: peewee.Database) -> Iterator[tuple[FakeGmail, str]]:
         yield fake, url
 
 
-def run_gmail(mailbox: Mailbox, url: str, settings: Settings, cipher: TokenCipher, **kwargs: Any) -> Any:
+def run_gmail(
+    mailbox: Mailbox, url: str, settings: Settings, cipher: TokenCipher, **kwargs: Any
+) -> Any:
     return sync_gmail(
         mailbox.id,
         settings=settings,
@@ -88,7 +97,9 @@ def run_gmail(mailbox: Mailbox, url: str, settings: Settings, cipher: TokenCiphe
 
 def stored(channel: str = "gmail") -> dict[str, tuple[bool, tuple[str, ...]]]:
     """Return every stored message as external id -> (is_deleted, labels)."""
-    rows = Message.select().where(Message.channel == channel).order_by(Message.external_id)
+    rows = (
+        Message.select().where(Message.channel == channel).order_by(Message.external_id)
+    )
     return {row.external_id: (row.is_deleted, tuple(row.labels)) for row in rows}
 
 
@@ -100,7 +111,14 @@ def test_gmail_full_then_incremental(
 ) -> None:
     fake, url = gmail
     fake.add("m1", thread_id="t1", days_ago=3)
-    fake.add("m2", thread_id="t1", sender=OWNER, to="ines.k@example.com", labels=("SENT",), days_ago=2)
+    fake.add(
+        "m2",
+        thread_id="t1",
+        sender=OWNER,
+        to="ines.k@example.com",
+        labels=("SENT",),
+        days_ago=2,
+    )
     fake.add("m3", thread_id="t3", sender="olu.a@example.com", days_ago=1)
     fake.add("old", days_ago=45)
     mailbox = add_mailbox("gmail", cipher)
@@ -279,7 +297,12 @@ def test_gmail_revoked_refresh_raises(
     gmail: tuple[FakeGmail, str], mail_settings: Settings, cipher: TokenCipher
 ) -> None:
     fake, url = gmail
-    body = json.dumps({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
+    body = json.dumps(
+        {
+            "error": "invalid_grant",
+            "error_description": "Token has been expired or revoked.",
+        }
+    )
     with serve(lambda request: (400, {}, body.encode())) as token_url:
         token = make_token(f"{token_url}token", expires_at=NOW - timedelta(minutes=5))
         mailbox = add_mailbox("gmail", cipher, token)
@@ -311,7 +334,9 @@ def graph(db: peewee.Database) -> Iterator[FakeGraph]:
         yield fake
 
 
-def run_outlook(mailbox: Mailbox, fake: FakeGraph, settings: Settings, cipher: TokenCipher) -> Any:
+def run_outlook(
+    mailbox: Mailbox, fake: FakeGraph, settings: Settings, cipher: TokenCipher
+) -> Any:
     return sync_outlook(
         mailbox.id,
         settings=settings,
@@ -347,7 +372,9 @@ def sent_page(fake: FakeGraph, *ids: str, token: str = "sent-1") -> dict[str, An
                 "conversationId": f"conv-{message_id}",
                 "subject": "Re: Holiday hours update",
                 "from": {"emailAddress": {"name": "Sam", "address": OWNER}},
-                "toRecipients": [{"emailAddress": {"name": "Ines", "address": "ines.k@example.com"}}],
+                "toRecipients": [
+                    {"emailAddress": {"name": "Ines", "address": "ines.k@example.com"}}
+                ],
                 "sentDateTime": "2026-11-19T10:00:00Z",
                 "body": {"contentType": "text", "content": "Sure, see you Friday."},
             }
@@ -364,7 +391,9 @@ def moved_page(fake: FakeGraph, message_id: str) -> dict[str, Any]:
     }
 
 
-def test_outlook_delta_rounds(graph: FakeGraph, mail_settings: Settings, cipher: TokenCipher) -> None:
+def test_outlook_delta_rounds(
+    graph: FakeGraph, mail_settings: Settings, cipher: TokenCipher
+) -> None:
     graph.queue("inbox", *ROUND1)
     graph.queue("sentitems", sent_page(graph, "SENT1", DELETED_ID))
     mailbox = add_mailbox("outlook", cipher)
@@ -379,7 +408,9 @@ def test_outlook_delta_rounds(graph: FakeGraph, mail_settings: Settings, cipher:
     assert "deltatoken=GwcBoTmPuoGNlgXgF1nyUNMXY" in get_cursor(mailbox, "inbox")
     assert get_cursor(mailbox, "sentitems") == graph.delta_link("sentitems", "sent-1")
 
-    graph.queue("inbox", "graph/messages_delta_round2_removed_and_updated_isRead_as_string.json")
+    graph.queue(
+        "inbox", "graph/messages_delta_round2_removed_and_updated_isRead_as_string.json"
+    )
     graph.queue("sentitems", sent_page(graph, token="sent-2"))
     second = run_outlook(mailbox, graph, mail_settings, cipher)
 
@@ -397,8 +428,16 @@ def test_outlook_moved_out_kept_when_in_other_folder(
 ) -> None:
     both = {
         "value": [
-            {"id": MOVED_ID, "subject": "Order", "from": {"emailAddress": {"address": "olu.a@example.com"}}},
-            {"id": "ONLY-INBOX", "subject": "Hi", "from": {"emailAddress": {"address": "olu.a@example.com"}}},
+            {
+                "id": MOVED_ID,
+                "subject": "Order",
+                "from": {"emailAddress": {"address": "olu.a@example.com"}},
+            },
+            {
+                "id": "ONLY-INBOX",
+                "subject": "Hi",
+                "from": {"emailAddress": {"address": "olu.a@example.com"}},
+            },
         ],
         "@odata.deltaLink": graph.delta_link("inbox", "i1"),
     }
@@ -447,7 +486,9 @@ def test_outlook_429_raises_and_keeps_finished_folders(
 ) -> None:
     throttled = corpus("graph/error_429_application_throttled_mailbox_concurrency.json")
     graph.queue("inbox", *ROUND1)
-    graph.queue("sentitems", (429, {"Retry-After": "7"}, json.dumps(throttled).encode()))
+    graph.queue(
+        "sentitems", (429, {"Retry-After": "7"}, json.dumps(throttled).encode())
+    )
     mailbox = add_mailbox("outlook", cipher)
 
     with pytest.raises(ProviderRateLimited) as raised:
@@ -480,10 +521,18 @@ def test_outlook_revoked_refresh_raises(
     ("token_uri", "expected"),
     [
         (None, ("https://login.microsoftonline.com", "common")),
-        ("https://login.microsoftonline.com/contoso/oauth2/v2.0/token", ("https://login.microsoftonline.com", "contoso")),
-        ("http://127.0.0.1:9/common/oauth2/v2.0/token", ("http://127.0.0.1:9", "common")),
+        (
+            "https://login.microsoftonline.com/contoso/oauth2/v2.0/token",
+            ("https://login.microsoftonline.com", "contoso"),
+        ),
+        (
+            "http://127.0.0.1:9/common/oauth2/v2.0/token",
+            ("http://127.0.0.1:9", "common"),
+        ),
         ("https://example.com/token", ("https://login.microsoftonline.com", "common")),
     ],
 )
-def test_microsoft_authority_from_token_uri(token_uri: str | None, expected: tuple[str, str]) -> None:
+def test_microsoft_authority_from_token_uri(
+    token_uri: str | None, expected: tuple[str, str]
+) -> None:
     assert microsoft_authority(token_uri) == expected

@@ -1,4 +1,4 @@
-"""What the mail actors do: fan out, lock, sync, and hand results on.
+"""Mail sync jobs: fan-out, per-mailbox lock, sync, and hand-off of results.
 
 The actors in ``actors/mail.py`` only declare their options and call
 :func:`plan_fan_out` or :func:`run_sync_job`.
@@ -85,14 +85,14 @@ SYNCERS: dict[str, Syncer] = {"gmail": sync_gmail, "outlook": sync_outlook}
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """What one mailbox job did.
+    """Outcome of one mailbox job.
 
     Attributes:
       mailbox_id: The mailbox.
       status: ``synced``, ``skipped`` or ``needs_reconnect``.
       reason: Why it was skipped or needs a reconnect; empty when synced.
       result: The sync result when synced.
-      notification_id: The outbox item that asks the user to reconnect.
+      notification_id: The outbox item that requests a reconnect from the user.
       analysis_sent: Conversations sent to analysis.
     """
 
@@ -186,7 +186,7 @@ def _sync_locked(
     except ProviderRateLimited as error:
         record_sync_failure(mailbox_id, error)
         logger.info(
-            "Sync of mailbox %s was rate-limited; retrying in %d ms.",
+            "Sync of mailbox %s was rate-limited, so it retries in %d ms.",
             mailbox_id,
             error.retry_after_ms,
         )

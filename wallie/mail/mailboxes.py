@@ -1,6 +1,6 @@
 """Connected mailboxes: encrypted tokens, states, sync cursors and reconnect notices.
 
-A :class:`~wallie.db.models.Mailbox` row holds one Gmail or Outlook account of a
+A :class:`~wallie.db.models.Mailbox` row is one Gmail or Outlook account of a
 user with its OAuth token encrypted by :class:`~wallie.mail.tokens.TokenCipher`.
 Sync cursors (Gmail's history id, one Graph delta link per Outlook folder) are
 :class:`~wallie.db.models.SyncState` rows keyed by the mailbox address, so
@@ -35,7 +35,7 @@ PROVIDERS = ("gmail", "outlook")
 #: connect it again, ``paused`` is skipped until an operator resumes it.
 STATES = ("active", "needs_reconnect", "paused")
 
-#: Kind of the in-app notification that asks the user to connect a mailbox again.
+#: Kind of the in-app notification that requests the user to connect a mailbox again.
 RECONNECT_KIND = "mailbox_reconnect"
 
 #: Maximum length of ``Mailbox.last_error``, in characters.
@@ -111,7 +111,9 @@ def connect_mailbox(
       ValueError: When ``provider`` is unknown.
     """
     if provider not in PROVIDERS:
-        raise ValueError(f"Provider {provider!r} is invalid: expected gmail or outlook.")
+        raise ValueError(
+            f"Provider {provider!r} is invalid: expected gmail or outlook."
+        )
 
     normalised = normalise_email(address)
     ciphertext = cipher.encrypt(token)
@@ -153,7 +155,9 @@ def load_token(mailbox: Mailbox, cipher: TokenCipher) -> OAuthToken:
 
 def store_token(mailbox_id: int, token: OAuthToken, cipher: TokenCipher) -> None:
     """Encrypt a refreshed ``token`` and store it on mailbox ``mailbox_id``."""
-    Mailbox.update(token=cipher.encrypt(token)).where(Mailbox.id == mailbox_id).execute()
+    Mailbox.update(token=cipher.encrypt(token)).where(
+        Mailbox.id == mailbox_id
+    ).execute()
     logger.info("Stored the refreshed token of mailbox %s.", mailbox_id)
 
 
@@ -242,13 +246,17 @@ def mark_needs_reconnect(
         f"Reconnect your {_provider_name(mailbox.provider)} mailbox",
         f"Wallie can no longer read {mailbox.address} because access was revoked "
         "or expired. Connect the mailbox again to resume syncing.",
-        {"mailbox_id": mailbox_id, "provider": mailbox.provider, "reason": error.reason},
+        {
+            "mailbox_id": mailbox_id,
+            "provider": mailbox.provider,
+            "reason": error.reason,
+        },
     )
     Mailbox.update(reconnect_notified_at=moment).where(
         Mailbox.id == mailbox_id
     ).execute()
     logger.warning(
-        "Mailbox %s needs to be connected again (%s); queued outbox item %s.",
+        "Mailbox %s needs to be connected again (%s), so outbox item %s was queued.",
         mailbox_id,
         error.reason,
         item.id,
@@ -323,7 +331,9 @@ def clear_cursor(mailbox: Mailbox, scope: str = "") -> None:
 # Token files.
 
 
-def read_token_file(path: Path, provider: str, now: datetime | None = None) -> OAuthToken:
+def read_token_file(
+    path: Path, provider: str, now: datetime | None = None
+) -> OAuthToken:
     """Read a token obtained elsewhere from a JSON file.
 
     The file is a JSON object as the providers' libraries write it:
@@ -396,7 +406,9 @@ def _load_token_json(path: Path) -> Mapping[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise TokenFileInvalid(f"Token file {path} is not valid JSON: {error}.") from None
+        raise TokenFileInvalid(
+            f"Token file {path} is not valid JSON: {error}."
+        ) from None
 
     if not isinstance(data, dict):
         raise TokenFileInvalid(f"Token file {path} must contain a JSON object.")

@@ -92,7 +92,7 @@ class MailboxNotActive(WallieError):
 
 @dataclass(frozen=True)
 class SyncResult:
-    """What one sync round of one mailbox did.
+    """Counts and new conversations of one sync round of one mailbox.
 
     Attributes:
       mailbox_id: The mailbox.
@@ -146,7 +146,7 @@ class _Tally:
 
 
 class MailStore:
-    """Writes the messages of one mailbox through :mod:`wallie.storage`.
+    """Writer of one mailbox's messages through :mod:`wallie.storage`.
 
     Parameters:
       mailbox: The mailbox whose messages are stored.
@@ -157,7 +157,11 @@ class MailStore:
     """
 
     def __init__(
-        self, mailbox: Mailbox, channel: str, owner_addresses: Iterable[str], tally: _Tally
+        self,
+        mailbox: Mailbox,
+        channel: str,
+        owner_addresses: Iterable[str],
+        tally: _Tally,
     ) -> None:
         self.mailbox_id = mailbox.id
         self.user: User = mailbox.user
@@ -223,8 +227,8 @@ class MailStore:
     def add(self, messages: Sequence[MailMessage]) -> None:
         """Store new messages with their conversations and contacts.
 
-        Messages stored already are left as they are; their changes arrive as
-        label or folder updates.
+        Messages stored already are left as they are, because their changes
+        arrive as label or folder updates.
         """
         known = self.known_ids([message.external_id for message in messages])
         rows: list[dict[str, Any]] = []
@@ -309,7 +313,7 @@ class MailStore:
                 self.tally.updated += 1
 
     def remove_from_folder(self, external_ids: Sequence[str], folder: str) -> None:
-        """Record that messages left ``folder``; hide those left in no synced folder."""
+        """Record that messages left ``folder``, and hide those in no synced folder."""
         for message in self._messages(external_ids):
             labels = set(message.labels) - {folder}
             if labels:
@@ -336,7 +340,8 @@ def _active_mailbox(mailbox_id: int, provider: str) -> Mailbox:
 
     if mailbox.state != "active":
         raise MailboxNotActive(
-            f"Mailbox {mailbox_id} is {mailbox.state}; only active mailboxes sync."
+            f"Mailbox {mailbox_id} is {mailbox.state}, and only active mailboxes "
+            "sync. Connect it again with wallie-cli mailbox connect."
         )
 
     return mailbox
@@ -454,7 +459,7 @@ def _run_gmail_round(
         changes = client.list_history(history_id)
     except HistoryExpired:
         logger.warning(
-            "History id of Gmail mailbox %s expired; running a full sync.", mailbox.id
+            "History id of Gmail mailbox %s expired, so a full sync runs.", mailbox.id
         )
         clear_cursor(mailbox)
         _gmail_full_sync(mailbox, client, store, settings, chunk_size)
@@ -617,7 +622,7 @@ def _outlook_folder_delta(
         # NOTE: messages deleted while the link was expired stay stored, because
         # a full round names only the messages that are in the folder.
         logger.warning(
-            "Delta link of folder %s of Outlook mailbox %s expired; starting over.",
+            "Delta link of folder %s of Outlook mailbox %s expired, so it starts over.",
             folder,
             mailbox.id,
         )
