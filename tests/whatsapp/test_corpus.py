@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wallie.whatsapp import ParsedMessage, parse_export
+from wallie.whatsapp import parse_export
 
 from .corpus_expected import EXPECTED, Expected
-
-
-def _parse(folder: Path, expected: Expected) -> tuple[list[ParsedMessage], object]:
-    chat = parse_export(folder / expected.file, fallback_date_order=expected.fallback)
-    return list(chat.messages()), chat
 
 
 @pytest.mark.parametrize(

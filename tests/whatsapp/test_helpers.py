@@ -13,7 +13,8 @@ from wallie.whatsapp import normalize_phone, parse_export
     "text, region, expected",
     [
         ("+41 55 501 01 23", None, "+41555010123"),
-        ("\u202a+1 555 010 0199\u202c".strip("\u202a\u202c"), None, "+15550100199"),
+        ("+1 555 010 0199", None, "+15550100199"),
+        ("+1 (555) 010-0199", "GB", "+15550100199"),
         ("07700 900123", "GB", "+447700900123"),
         ("07700 900123", None, None),
         ("+12 555 0178", None, None),

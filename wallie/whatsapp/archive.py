@@ -81,7 +81,7 @@ def check_archive(
     Parameters:
       archive: The open archive.
       source: Name of the archive, for error messages.
-      limits: Size and ratio limits; the defaults when None.
+      limits: Size and ratio limits, or None for the defaults.
 
     Raises:
       UnsafeArchiveError: For an absolute path, ``..`` or a symbolic link.
@@ -162,9 +162,9 @@ def extract_member(
     Parameters:
       archive_path: The zip export.
       member: The member name, as in :attr:`Attachment.member`.
-      destination: Folder to write into; created when missing.
+      destination: Folder to write into, created when missing.
       max_size: Maximum number of bytes written, in bytes.
-      limits: Archive limits checked first; the defaults when None.
+      limits: Archive limits checked first, or None for the defaults.
 
     Returns:
       The path of the extracted file, inside ``destination``.

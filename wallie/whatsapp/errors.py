@@ -6,7 +6,7 @@ from wallie.errors import WallieError
 
 
 class WhatsAppError(WallieError):
-    """Raised when a WhatsApp export cannot be read; base of the errors below."""
+    """Raised when a WhatsApp export cannot be read, and base of the errors below."""
 
 
 class NotAnExportError(WhatsAppError):
@@ -25,7 +25,8 @@ class NotAnExportError(WhatsAppError):
         else:
             message = (
                 f"{source} is not a WhatsApp chat export: line {line_number} "
-                f"({excerpt!r}) does not start with a message date and time."
+                f"({excerpt!r}) does not start with a message date and time. Upload the .txt "
+                "or .zip file that WhatsApp's Export chat creates."
             )
 
         super().__init__(message)

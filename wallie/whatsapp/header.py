@@ -11,13 +11,13 @@ from typing import NamedTuple
 #: is not among them, so emoji sequences survive.
 FORMAT_MARKS = "\ufeff\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
-#: Translation table that deletes ``FORMAT_MARKS``.
-_STRIP_MARKS = {ord(mark): None for mark in FORMAT_MARKS}
+#: Any of ``FORMAT_MARKS``. A regex removes them faster than ``str.translate``.
+_MARKS = re.compile(f"[{FORMAT_MARKS}]")
 
 _SPACE = "[ \u00a0\u202f]"
 
 #: A message header at the start of a line, after format marks were removed.
-#: Android: ``d/m/yy, HH:mm - ``; iOS: ``[d/m/yy, HH:mm:ss] ``. ``\d`` matches
+#: Android writes ``d/m/yy, HH:mm - `` and iOS ``[d/m/yy, HH:mm:ss] ``. ``\d`` matches
 #: any Unicode decimal digit, and ``int()`` reads Arabic-Indic, Persian and
 #: Devanagari digits as ASCII ones.
 HEADER = re.compile(
@@ -69,22 +69,29 @@ class HeaderShape(NamedTuple):
 
 
 def strip_marks(line: str) -> str:
-    """Remove ``FORMAT_MARKS`` from a line; ASCII lines are returned unchanged."""
-    if line.isascii():
+    """Remove ``FORMAT_MARKS`` from a line, returning lines without any unchanged."""
+    if line.isascii() or _MARKS.search(line) is None:
         return line
 
-    return line.translate(_STRIP_MARKS)
+    return _MARKS.sub("", line)
 
 
-def shape_of(match: re.Match[str]) -> HeaderShape:
-    """Return the shape of a matched header."""
-    return HeaderShape(
-        bracketed=match["open"] is not None,
-        separator=match["sep"],
-        comma=match["comma"] is not None,
-        seconds=match["second"] is not None,
-        twelve_hour=match["ampm"] is not None,
-        year_first=len(match["d1"]) == 4,
+def shape_of(match: re.Match[str]) -> tuple[bool, str, bool, bool, bool, bool]:
+    """Return the shape of a matched header as a plain tuple.
+
+    The tuple compares and hashes equal to the :class:`HeaderShape` with the
+    same fields, and a plain tuple is faster to build on every line.
+    """
+    bracket, separator, comma, second, ampm, first = match.group(
+        "open", "sep", "comma", "second", "ampm", "d1"
+    )
+    return (
+        bracket is not None,
+        separator,
+        comma is not None,
+        second is not None,
+        ampm is not None,
+        len(first) == 4,
     )
 
 

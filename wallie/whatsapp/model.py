@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Literal
 
-#: Kinds of attachment; ``"other"`` is used when a placeholder names no type.
+#: Kinds of attachment, ``"other"`` when a placeholder names no type.
 AttachmentKind = Literal["image", "audio", "video", "document", "sticker", "other"]
 
 #: ``"chat"`` for a message written by a participant, ``"system"`` otherwise.
@@ -51,7 +51,7 @@ class ParsedMessage:
       text: Body with format marks and media placeholders removed.
       kind: ``"chat"`` or ``"system"``.
       system_event: For system events, a short name such as ``"added"`` or
-        ``"encryption"``, or ``"other"``; None for chat messages.
+        ``"encryption"``, or ``"other"``. None for chat messages.
       attachments: Media sent with the message.
       is_deleted: True when the message shows a "deleted" notice.
       is_edited: True when the message carries an "edited" marker.

@@ -159,7 +159,14 @@ def read_sender(name: str, default_region: str | None) -> tuple[str, str | None,
 
 
 class _Occurrences:
-    """Count identical (timestamp, sender, body) triples within a window."""
+    """Count identical (timestamp, sender, body) triples within a window.
+
+    The key material itself is the dictionary key, because the window bounds
+    memory and hashing it here as well would double the hashing cost.
+
+    NOTE: A triple that comes back after more than ``OCCURRENCE_WINDOW``
+    other timestamps, which needs out-of-order lines, restarts at index 0.
+    """
 
     def __init__(self) -> None:
         self._buckets: OrderedDict[datetime.datetime, dict[bytes, int]] = OrderedDict()
@@ -172,9 +179,8 @@ class _Occurrences:
             if len(self._buckets) > OCCURRENCE_WINDOW:
                 self._buckets.popitem(last=False)
 
-        digest = hashlib.sha256(material).digest()
-        count = bucket.get(digest, 0)
-        bucket[digest] = count + 1
+        count = bucket.get(material, 0)
+        bucket[material] = count + 1
         return count
 
 
@@ -210,12 +216,14 @@ def decide_date_order(
     if shape.year_first:
         return "ymd", "file"
 
-    stats = scan.shapes[shape]
+    stats = scan.shapes[tuple(shape)]
     if stats.first_over_12 or stats.second_over_12:
         if stats.first_over_12 >= stats.second_over_12:
             return "dmy", "file"
         return "mdy", "file"
 
+    # NOTE: The order of dates through the file (chronology) could settle some
+    # of these files too, but is not used, so the caller's fallback decides.
     return cast(DateOrder, fallback_date_order), "locale"
 
 
@@ -265,6 +273,7 @@ class ParsedExport:
         self._participants: list[str] | None = None
         self._dates: dict[tuple[str, str, str], datetime.date | None] = {}
         self._senders: dict[str, tuple[str, str | None, str]] = {}
+        self._times: dict[tuple[str, ...], tuple[datetime.time | None, bool]] = {}
 
     def __enter__(self) -> ParsedExport:
         return self
@@ -279,7 +288,7 @@ class ParsedExport:
 
     @property
     def report(self) -> ParseReport:
-        """Counts of the last complete pass; runs a pass first when none finished."""
+        """Counts of the last complete pass, running a pass first when none finished."""
         if self._report is None or not self._report.complete:
             for _ in self.messages():
                 pass
@@ -317,8 +326,8 @@ class ParsedExport:
         match_header = HEADER.match
         crlf_terminated = self._crlf_terminated
 
+        number = 0
         for number, raw in enumerate(read_lines(self._opener, self.encoding, self.source), 1):
-            report.lines = number
             line = strip_marks(raw.rstrip("\r\n"))
             match = match_header(line)
             if match is not None and crlf_terminated and not previous_crlf and pending:
@@ -355,6 +364,7 @@ class ParsedExport:
         if pending is not None:
             yield self._build(pending, body_lines, report, participants, occurrences)
 
+        report.lines = number
         report.complete = True
         self._report = report
         self._participants = sorted(participants)
@@ -363,7 +373,7 @@ class ParsedExport:
     def _finish(self, report: ParseReport) -> None:
         """Log the outcome of a pass, and raise when it gave no message."""
         logger.info(
-            "Parsed %d messages, %d of them system events, from %s; "
+            "Parsed %d messages, %d of them system events, from %s, and "
             "%d lines did not parse.",
             report.messages,
             report.system_messages,
@@ -407,7 +417,13 @@ class ParsedExport:
         if date is None:
             return None, f"its date is invalid in the {self.date_order} order"
 
-        time, anomaly = time_from_match(match)
+        clock = match.group("hour", "minute", "second", "ampm")
+        cached = self._times.get(clock)
+        if cached is None:
+            if len(self._times) > CACHE_SIZE:
+                self._times.clear()
+            cached = self._times[clock] = time_from_match(match)
+        time, anomaly = cached
         if time is None:
             return None, "its time is invalid"
         if anomaly:
@@ -550,8 +566,8 @@ def parse_export(
       fallback_date_order: Order used when no date in the file is above 12,
         usually from the user's locale.
       default_region: ISO 3166 region for numbers without a country code.
-      limits: Size and ratio limits for zip exports; the defaults when None.
-      name: Name of the export in messages and logs; the path when None.
+      limits: Size and ratio limits for zip exports, or None for the defaults.
+      name: Name of the export in messages and logs, or None for the path.
 
     Returns:
       The export, whose :meth:`ParsedExport.messages` reads the file again.

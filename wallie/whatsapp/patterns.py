@@ -87,22 +87,39 @@ _SYSTEM_EVENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 
 #: Notices that iOS writes with the group name, or the person, as the sender.
 #: Only these complete one-line bodies turn a "Name: text" line into a system
-#: event, because a person could type any of the looser phrases above.
-_SENDER_SYSTEM_EVENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern, _I))
-    for name, pattern in (
-        (
-            "encryption",
-            r"(?:messages and calls|messages to this|messages you send|nachrichten"
-            r" und anrufe|as mensagens|los mensajes|berichten en) .*(?:end-to-end"
-            r"|ende-zu-ende|ponta a ponta|extremo a extremo).*",
-        ),
-        ("added", r".{1,100} added you|you were added"),
-        ("joined", r".{1,100} joined using this group's invite link"),
-        ("group_created", r".{1,100} created (?:the )?group\b.*"),
-        ("security_code", r"your security code with .* changed.*"),
-        ("disappearing_messages", r".{1,100} turned (?:on|off) disappearing messages.*"),
-    )
+#: event, because a person could type any of the looser phrases above. One
+#: alternation with named groups costs a single match per message.
+_SENDER_SYSTEM_EVENTS = re.compile(
+    "|".join(
+        f"(?P<{name}>{pattern})"
+        for name, pattern in (
+            (
+                "encryption",
+                r"(?:messages and calls|messages to this|messages you send"
+                r"|nachrichten und anrufe|as mensagens|los mensajes|berichten en) "
+                r".*(?:end-to-end|ende-zu-ende|ponta a ponta|extremo a extremo).*",
+            ),
+            ("added", r".{1,100} added you|you were added"),
+            ("joined", r".{1,100} joined using this group's invite link"),
+            ("group_created", r".{1,100} created (?:the )?group\b.*"),
+            ("security_code", r"your security code with .* changed.*"),
+            (
+                "disappearing_messages",
+                r".{1,100} turned (?:on|off) disappearing messages.*",
+            ),
+        )
+    ),
+    _I,
+)
+
+#: Longest body checked against ``_SENDER_SYSTEM_EVENTS``, in characters.
+_MAX_NOTICE_LENGTH = 400
+
+#: Endings of every placeholder line, checked before the placeholder patterns
+#: because one ``endswith`` call is far cheaper than four regex matches.
+_PLACEHOLDER_ENDINGS = (
+    ">", ")", "omitted", "weggelassen", "ocultado", "ocultada", "oculto", "oculta",
+    "omitido", "omitida", "weggelaten",
 )
 
 #: Bodies that replace a deleted message, matched on the whole body.
@@ -241,14 +258,11 @@ def sender_system_event(body: str) -> str | None:
     Returns:
       The event name, or None when the body reads as an ordinary message.
     """
-    if "\n" in body:
+    if "\n" in body or len(body) > _MAX_NOTICE_LENGTH:
         return None
 
-    for name, pattern in _SENDER_SYSTEM_EVENTS:
-        if pattern.fullmatch(body):
-            return name
-
-    return None
+    match = _SENDER_SYSTEM_EVENTS.fullmatch(body)
+    return match.lastgroup if match else None
 
 
 def attachment_for_file(name: str) -> Attachment:
@@ -268,6 +282,9 @@ def attachment_for_file(name: str) -> Attachment:
 
 def _placeholder(line: str) -> Attachment | None:
     """Return the attachment that a whole body line stands for, if any."""
+    if not line.lower().endswith(_PLACEHOLDER_ENDINGS):
+        return None
+
     match = _ATTACHED.fullmatch(line) or _FILE_ATTACHED.fullmatch(line)
     if match:
         return attachment_for_file(match["name"].strip())
@@ -295,11 +312,11 @@ def read_body(text: str) -> Body:
       A placeholder is recognised only as the whole first line of a body, so a
       caption on the following lines stays as text.
     """
-    if _DELETED.fullmatch(text):
+    if len(text) < 50 and _DELETED.fullmatch(text):
         return Body(text="", is_deleted=True)
 
     is_edited = False
-    edited = _EDITED.search(text)
+    edited = _EDITED.search(text) if text.endswith(">") else None
     if edited:
         text = text[: edited.start()]
         is_edited = True
@@ -309,5 +326,8 @@ def read_body(text: str) -> Body:
     if attachment is not None:
         return Body(text=rest, attachments=(attachment,), is_edited=is_edited)
 
-    is_location = bool(_LOCATION.match(text) or _LIVE_LOCATION.fullmatch(text))
+    is_location = bool(
+        (": http" in text and _LOCATION.match(text))
+        or (len(text) < 50 and _LIVE_LOCATION.fullmatch(text))
+    )
     return Body(text=text, is_edited=is_edited, is_location=is_location)

@@ -41,17 +41,20 @@ class Scan:
 
     lines: int = 0
     first_text: tuple[int, str] | None = None
-    shapes: dict[HeaderShape, ShapeStats] = field(default_factory=dict)
+    shapes: dict[tuple[bool, str, bool, bool, bool, bool], ShapeStats] = field(
+        default_factory=dict
+    )
     headers_after_crlf: int = 0
     headers_after_lf: int = 0
 
     @property
     def dominant_shape(self) -> HeaderShape | None:
-        """The most frequent header shape; the first seen wins a tie."""
+        """The most frequent header shape, the first seen winning a tie."""
         if not self.shapes:
             return None
 
-        return max(self.shapes, key=lambda shape: self.shapes[shape].count)
+        dominant = max(self.shapes, key=lambda shape: self.shapes[shape].count)
+        return HeaderShape._make(dominant)
 
     @property
     def crlf_terminated(self) -> bool:

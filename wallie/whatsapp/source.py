@@ -36,8 +36,8 @@ def detect_encoding(head: bytes) -> str:
 
     Note:
       Exports are mostly ASCII digits and punctuation, so in UTF-16 without a
-      byte-order mark nearly every other byte is NUL; a third of the pairs is
-      the threshold used here.
+      byte-order mark nearly every other byte is NUL. NULs in a third of the
+      pairs is the threshold used here.
     """
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -72,8 +72,8 @@ def read_lines(opener: Opener, encoding: str, source: str) -> Iterator[str]:
       source: Name of the export, for error messages.
 
     Raises:
-      ExportEncodingError: When the bytes do not decode; the error names the
-        byte offset of the first invalid byte.
+      ExportEncodingError: When the bytes do not decode, naming the byte
+        offset of the first invalid byte.
 
     Note:
       ``newline=""`` keeps ``\\r\\n`` and ``\\n`` apart, which the parser needs,
@@ -86,7 +86,7 @@ def read_lines(opener: Opener, encoding: str, source: str) -> Iterator[str]:
         except UnicodeDecodeError as error:
             raise locate_decode_error(opener, encoding, source, error) from error
         finally:
-            # Detach so that the caller's stream stays open; a stream already
+            # Detach so that the caller's stream stays open. A stream already
             # closed by garbage collection needs nothing.
             if not stream.closed:
                 text.detach()
@@ -138,7 +138,7 @@ def opener_for_stream(stream: BinaryIO) -> tuple[Opener, Callable[[], None]]:
     """Build an opener that can read a caller's binary stream more than once.
 
     Parameters:
-      stream: A binary stream; the caller keeps it open while parsing.
+      stream: A binary stream that the caller keeps open while parsing.
 
     Returns:
       The opener and a cleanup function to call when parsing is done.
