@@ -40,7 +40,8 @@ _SYMBOL_AFTER = (
     r"|chf|mxn)"
 )
 _NUMBER = (
-    r"\d{1,3}(?:[.,\u00a0\u202f](?=\d{3}\b)\d{3}|\s(?=\d{3}\b(?![.,]\d))\d{3})+(?:[.,]\d{1,2})?"
+    r"\d{1,3}(?:[.,\u00a0\u202f](?=\d{3}\b)\d{3}"
+    r"|\s(?=\d{3}\b(?![.,]\d))\d{3})+(?:[.,]\d{1,2})?"
     r"|\d+(?:[.,]\d{1,2})?"
 )
 
@@ -50,7 +51,9 @@ _AMOUNT = re.compile(
 )
 
 #: Characters or words that every written amount contains one of.
-_AMOUNT_HINT = re.compile(r"[€$£]|\b(?:eur|euros?|usd|dollars?|dolares|gbp|pounds?|brl|reais|chf|mxn)\b")
+_AMOUNT_HINT = re.compile(
+    r"[€$£]|\b(?:eur|euros?|usd|dollars?|dolares|gbp|pounds?|brl|reais|chf|mxn)\b"
+)
 
 #: Default phone region for each language hint, for numbers written without +.
 _LANGUAGE_REGIONS = {"en": "US", "es": "ES", "pt": "BR", "de": "DE", "fr": "FR"}
@@ -66,7 +69,7 @@ def _parse_number(text: str) -> Decimal | None:
     mixed = "." in digits and "," in digits
     whole = digits[:last_mark].replace(".", "").replace(",", "")
     if mixed or decimals in (1, 2):
-        normalized = f"{whole}.{digits[last_mark + 1:]}"
+        normalized = f"{whole}.{digits[last_mark + 1 :]}"
     else:
         normalized = whole + digits[last_mark + 1 :]
 
@@ -142,5 +145,7 @@ def find_phones(text: str, message_id: int, region: str) -> Iterator[Entity]:
         return
 
     for match in phonenumbers.PhoneNumberMatcher(text, region):
-        number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        number = phonenumbers.format_number(
+            match.number, phonenumbers.PhoneNumberFormat.E164
+        )
         yield Entity("phone", number, message_id)

@@ -106,7 +106,9 @@ class _Scan:
         self.entities.extend(find_urls(message.text, message.id))
         self.entities.extend(find_phones(message.text, message.id, self.region))
         self.entities.extend(find_amounts(folded, message.id))
-        if message.direction == "inbound" and not SIGNAL_WORDS.isdisjoint(message_words):
+        if message.direction == "inbound" and not SIGNAL_WORDS.isdisjoint(
+            message_words
+        ):
             self._signals(message, folded, message_words)
 
         if might_contain_time(folded, message_words):

@@ -5,7 +5,7 @@ strict JSON schema as ``response_format``. The reply is checked before it is
 trusted: due times must parse, every cited message id must be one of the
 batch's ids (findings that cite another id are dropped with a warning) and
 numbers are clamped to their ranges. The client is built with
-``max_retries=0`` so that the caller, which knows the rate limits and the
+``max_retries=0`` so that the caller, which tracks the rate limits and the
 cost ceiling, decides about retries from the errors in
 :mod:`wallie.analysis.errors`.
 """
@@ -163,7 +163,11 @@ OUTPUT_SCHEMA: dict[str, Any] = _object(
 #: The ``response_format`` argument of every request.
 RESPONSE_FORMAT: dict[str, Any] = {
     "type": "json_schema",
-    "json_schema": {"name": "conversation_analysis", "strict": True, "schema": OUTPUT_SCHEMA},
+    "json_schema": {
+        "name": "conversation_analysis",
+        "strict": True,
+        "schema": OUTPUT_SCHEMA,
+    },
 }
 
 
@@ -254,7 +258,9 @@ def map_error(error: openai.OpenAIError) -> AnalysisError:
     if isinstance(error, openai.APITimeoutError):
         return ProviderUnavailable("The OpenAI request timed out; retry with backoff.")
     if isinstance(error, openai.APIConnectionError):
-        return ProviderUnavailable("Connecting to the OpenAI API failed; retry with backoff.")
+        return ProviderUnavailable(
+            "Connecting to the OpenAI API failed; retry with backoff."
+        )
     if not isinstance(error, openai.APIStatusError):
         return ProviderUnavailable(f"The OpenAI client failed: {type(error).__name__}.")
 
@@ -276,7 +282,9 @@ def map_error(error: openai.OpenAIError) -> AnalysisError:
             f"OpenAI rejected the API key (HTTP {status}); check OPENAI_API_KEY."
         )
     if status >= 500:
-        return ProviderUnavailable(f"OpenAI returned HTTP {status}; retry with backoff.")
+        return ProviderUnavailable(
+            f"OpenAI returned HTTP {status}; retry with backoff."
+        )
 
     return ProviderRequestFailed(
         f"OpenAI rejected the request with HTTP {status} ({error.code or 'no code'}).",
@@ -388,9 +396,13 @@ class OpenAIAnalyzer:
             tokens_in = completion.usage.prompt_tokens or 0
             tokens_out = completion.usage.completion_tokens or 0
         else:
-            logger.warning("The OpenAI reply %s has no usage; cost counted as 0.", completion.id)
+            logger.warning(
+                "The OpenAI reply %s has no usage; cost counted as 0.", completion.id
+            )
 
-        cost = (tokens_in * self.input_price + tokens_out * self.output_price) / 1_000_000
+        cost = (
+            tokens_in * self.input_price + tokens_out * self.output_price
+        ) / 1_000_000
         return Usage(
             provider=self.provider,
             model=self.model,

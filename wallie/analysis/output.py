@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from wallie.logging import get_logger
 
@@ -24,7 +24,9 @@ from .types import (
     Conversation,
     Entity,
     IntentSignal,
+    Party,
     ReminderDraft,
+    ReminderKind,
     ScoreReason,
     Usage,
 )
@@ -32,6 +34,9 @@ from .types import (
 logger = get_logger(__name__)
 
 _T = TypeVar("_T")
+
+_PARTIES = ("user", "contact")
+_REMINDER_KINDS = ("commitment", "request")
 
 
 def _field(item: dict[str, Any], key: str, kind: type[_T], path: str) -> _T:
@@ -68,7 +73,9 @@ def _items(reply: dict[str, Any], key: str) -> list[dict[str, Any]]:
     items = _field(reply, key, list, "reply")
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            raise InvalidModelOutput(f"{key}[{index}] is not an object.", path=f"{key}[{index}]")
+            raise InvalidModelOutput(
+                f"{key}[{index}] is not an object.", path=f"{key}[{index}]"
+            )
 
     return items
 
@@ -92,11 +99,15 @@ def _known(message_id: int, allowed: frozenset[int], path: str) -> bool:
     if message_id in allowed:
         return True
 
-    logger.warning("Dropped %s: it cites message %d, which is not in the batch.", path, message_id)
+    logger.warning(
+        "Dropped %s: it cites message %d, which is not in the batch.", path, message_id
+    )
     return False
 
 
-def _reminders(reply: dict[str, Any], conversation: Conversation) -> list[ReminderDraft]:
+def _reminders(
+    reply: dict[str, Any], conversation: Conversation
+) -> list[ReminderDraft]:
     allowed = conversation.message_ids
     reminders = []
     for index, item in enumerate(_items(reply, "reminders")):
@@ -104,10 +115,12 @@ def _reminders(reply: dict[str, Any], conversation: Conversation) -> list[Remind
         source = _field(item, "source_message_id", int, path)
         draft = ReminderDraft(
             text=_field(item, "text", str, path).strip(),
-            due_at=_due_at(_field(item, "due_at", str, path), conversation, f"{path}.due_at"),
+            due_at=_due_at(
+                _field(item, "due_at", str, path), conversation, f"{path}.due_at"
+            ),
             source_message_id=source,
-            promised_by=_choice(item, "promised_by", ("user", "contact"), path),  # type: ignore[arg-type]
-            kind=_choice(item, "kind", ("commitment", "request"), path),  # type: ignore[arg-type]
+            promised_by=cast(Party, _choice(item, "promised_by", _PARTIES, path)),
+            kind=cast(ReminderKind, _choice(item, "kind", _REMINDER_KINDS, path)),
         )
         if _known(source, allowed, path):
             reminders.append(draft)
@@ -123,7 +136,9 @@ def _entities(reply: dict[str, Any], conversation: Conversation) -> list[Entity]
         message_id = _field(item, "message_id", int, path)
         currency = item.get("currency")
         if currency is not None and not isinstance(currency, str):
-            raise InvalidModelOutput(f"{path}.currency is not a string.", path=f"{path}.currency")
+            raise InvalidModelOutput(
+                f"{path}.currency is not a string.", path=f"{path}.currency"
+            )
 
         entity = Entity(
             kind=_choice(item, "kind", ENTITY_KINDS, path),  # type: ignore[arg-type]
@@ -177,7 +192,9 @@ def _score(reply: dict[str, Any]) -> ContactScore:
     )
 
 
-def parse_output(content: str, conversation: Conversation, usage: Usage) -> AnalysisResult:
+def parse_output(
+    content: str, conversation: Conversation, usage: Usage
+) -> AnalysisResult:
     """Check a model's reply and build the analysis result.
 
     Parameters:
@@ -200,7 +217,9 @@ def parse_output(content: str, conversation: Conversation, usage: Usage) -> Anal
         ) from None
 
     if not isinstance(reply, dict):
-        raise InvalidModelOutput(f"The reply is a JSON {type(reply).__name__}, not an object.")
+        raise InvalidModelOutput(
+            f"The reply is a JSON {type(reply).__name__}, not an object."
+        )
 
     return AnalysisResult(
         reminders=tuple(_reminders(reply, conversation)),

@@ -23,7 +23,8 @@ _COMMITMENT = re.compile(
     r"|\bwill (?:do|send|call|get back|email|share|confirm|follow up)\b"
     r"|\bi promise\b"
     # Spanish
-    r"|\b(?:te|le|les|os)(?: lo| la| los| las)? (?:llamo|mando|envio|paso|escribo|confirmo"
+    r"|\b(?:te|le|les|os)(?: lo| la| los| las)? (?:llamo|mando|envio|paso|escribo"
+    r"|confirmo"
     r"|aviso|digo|contacto|respondo|mandamos|enviamos|llamamos|confirmamos|escribimos"
     r"|llamare|mandare|enviare|escribire|confirmare|avisare)\b"
     r"|\b(?:voy|vamos) a \w+"
@@ -38,7 +39,8 @@ _COMMITMENT = re.compile(
     r"|\b(?:eu )?(?:vou|vamos) (?:te |lhe )?\w+(?:ar|er|ir)\b"
     r"|\b\w{3,}(?:arei|erei|irei|aremos|eremos|iremos)\b"
     # German
-    r"|\b(?:ich|wir) (?:werde|werden|melde|melden|schicke|schicken|sende|senden|rufe|rufen"
+    r"|\b(?:ich|wir) (?:werde|werden|melde|melden|schicke|schicken|sende|senden|rufe"
+    r"|rufen"
     r"|schreibe|schreiben|gebe|geben|kummere|kummern|liefere|liefern|komme|kommen|kann"
     r"|konnen|bringe|bringen|erledige|erledigen)\b(?! nicht)"
     r"|\b(?:melde|schicke|sende|rufe|schreibe|gebe|liefere|komme|erledige) ich\b"
@@ -72,9 +74,12 @@ _REQUEST = re.compile(
     r"|\b(?:schicken|senden|rufen) sie mir\b|\bschick mir\b|\bruf mich\b"
     r"|\b(?:ich|wir) (?:brauche|brauchen|benotige|benotigen)\b"
     # French
-    r"|\b(?:pouvez|pourriez|peux|pourrais|pouvons|pourrions|pourrait)[- ](?:vous|tu|nous|on)\b"
-    r"|\b(?:vous pouvez|tu peux|on peut|est-ce qu'on)\b|\bmerci de\b|\bs'il vous plait\b"
-    r"|\bsvp\b|\b(?:envoyez|appelez|rappelez)-moi\b|\bj'ai besoin\b|\bon se (?:fait|cale)\b"
+    r"|\b(?:pouvez|pourriez|peux|pourrais|pouvons|pourrions|pourrait)[- ](?:vous|tu"
+    r"|nous|on)\b"
+    r"|\b(?:vous pouvez|tu peux|on peut|est-ce qu'on)\b|\bmerci de\b"
+    r"|\bs'il vous plait\b"
+    r"|\bsvp\b|\b(?:envoyez|appelez|rappelez)-moi\b|\bj'ai besoin\b|\bon se (?:fait"
+    r"|cale)\b"
 )
 
 #: Farewells that name a time but promise nothing ("I'll see you tomorrow",
@@ -119,7 +124,9 @@ def find_action(folded: str) -> ActionMatch | None:
     request = _REQUEST.search(folded)
     if commitment is None and request is None:
         return None
-    if request is None or (commitment is not None and commitment.start() <= request.start()):
+    if request is None or (
+        commitment is not None and commitment.start() <= request.start()
+    ):
         assert commitment is not None
         return ActionMatch("commitment", commitment.start())
 
@@ -157,20 +164,26 @@ SIGNAL_RULES: tuple[SignalRule, ...] = (
         " faturar bestellen bestelle kaufen nehmen auftrag commande commandons prend"
         " acheter signe sign kaufe nehme prenons achete signer bereit firmar assinar",
         r"\b(?:we|i)(?:'d like| would like| want| wanna)? to (?:buy|order|purchase)\b"
-        r"|\b(?:we'll|we will|i'll|i will) (?:take|order|buy)\b|\bplace (?:an|the) order\b"
-        r"|\bpurchase order\b|\bready to (?:order|buy|sign|go ahead)\b|\blet's go ahead\b"
-        r"|\b(?:queremos|quiero|vamos a) comprar\b|\bhacemos el pedido\b|\blo compramos\b"
-        r"|\bnos lo quedamos\b|\b(?:queremos|quero) (?:comprar|fechar)\b|\bvamos fechar\b"
+        r"|\b(?:we'll|we will|i'll|i will) (?:take|order|buy)\b|\bplace (?:an"
+        r"|the) order\b"
+        r"|\bpurchase order\b|\bready to (?:order|buy|sign|go ahead)\b"
+        r"|\blet's go ahead\b"
+        r"|\b(?:queremos|quiero|vamos a) comprar\b|\bhacemos el pedido\b"
+        r"|\blo compramos\b"
+        r"|\bnos lo quedamos\b|\b(?:queremos|quero) (?:comprar|fechar)\b"
+        r"|\bvamos fechar\b"
         r"|\bpode faturar\b|\bfazer o pedido\b|\b(?:negocio|ta|esta) fechado\b"
         r"|\b(?:wir|ich) (?:bestellen|bestelle|kaufen|kaufe|nehmen|nehme)\b"
-        r"|\bauftrag erteilen\b|\b(?:on|nous|je) (?:commande|commandons|prend|prenons)\b"
+        r"|\bauftrag erteilen\b|\b(?:on|nous|je) (?:commande|commandons|prend"
+        r"|prenons)\b"
         r"|\bbon de commande\b|\bon (?:signe|achete)\b|\bpret a signer\b"
         r"|\bwir sind bereit\b|\blisto para firmar\b|\bpronto para assinar\b",
     ),
     _rule(
         "contract",
         0.7,
-        "contract contracts agreement sign contrato contratos firmar assinar vertrag unterschreiben"
+        "contract contracts agreement sign contrato contratos firmar assinar vertrag "
+        "unterschreiben"
         " contrat signer",
         r"\bcontracts?\b|\bagreement\b|\bsign\b|\bcontratos?\b|\bfirmar\b|\bassinar\b"
         r"|\bvertrag\b|\bunterschreiben\b|\bcontrat\b|\bsigner\b",
@@ -194,39 +207,49 @@ SIGNAL_RULES: tuple[SignalRule, ...] = (
     _rule(
         "price",
         0.6,
-        "price prices pricing much cost costs precio precios cuanto cuesta sale vale coste"
-        " costo cuanto preco precos quanto custa valor custo preis preise kostet kosten prix"
+        "price prices pricing much cost costs precio precios cuanto cuesta sale vale "
+        "coste"
+        " costo cuanto preco precos quanto custa valor custo preis preise kostet "
+        "kosten prix"
         " combien tarif tarifs cout",
         r"\bpric(?:e|es|ing)\b|\bhow much\b|\bcosts?\b|\bprecios?\b"
         r"|\bcuanto (?:cuesta|cuestan|costaria|costarian|sale|vale|seria)\b"
-        r"|\bcoste\b|\bcosto\b|\bprecos?\b|\bquanto (?:custa|custam|custaria|sai|fica|seria)\b"
+        r"|\bcoste\b|\bcosto\b|\bprecos?\b|\bquanto (?:custa|custam|custaria|sai|fica"
+        r"|seria)\b"
         r"|\bvalor\b|\bcusto\b"
-        r"|\bpreise?\b|\bwas kostet\b|\bwie ?viel kostet\b|\bkosten\b|\bprix\b|\bcombien\b"
+        r"|\bpreise?\b|\bwas kostet\b|\bwie ?viel kostet\b|\bkosten\b|\bprix\b"
+        r"|\bcombien\b"
         r"|\btarifs?\b|\bcout\b",
     ),
     _rule(
         "quantity",
         0.5,
-        "units unit pieces pcs boxes pallets licenses licences seats many unidades piezas"
-        " cajas pecas caixas stuck einheiten lizenzen unites cartons kg ton tons cuantas"
+        "units unit pieces pcs boxes pallets licenses licences seats many unidades "
+        "piezas"
+        " cajas pecas caixas stuck einheiten lizenzen unites cartons kg ton tons "
+        "cuantas"
         " quantas wieviele combien",
-        r"\b\d+\s*(?:units?|pieces|pcs|boxes|pallets|licen[cs]es|seats|unidades|piezas|cajas"
+        r"\b\d+\s*(?:units?|pieces|pcs|boxes|pallets|licen[cs]es|seats|unidades|piezas"
+        r"|cajas"
         r"|pecas|caixas|stuck|einheiten|lizenzen|unites|cartons|kg|tons?)\b"
         r"|\bhow many\b|\bcuantas unidades\b|\bquantas unidades\b|\bwie ?viele stuck\b",
     ),
     _rule(
         "delivery_date",
         0.5,
-        "delivery deliver delivered ship shipping lead entrega entregas entregar envio plazo prazo lieferung"
+        "delivery deliver delivered ship shipping lead entrega entregas entregar envio "
+        "plazo prazo lieferung"
         " liefern lieferzeit liefertermin livraison livrer delai",
-        r"\bdeliver(?:y|ed)?\b|\bship(?:ping)?\b|\blead time\b|\bentregas?\b|\bentregar\b"
+        r"\bdeliver(?:y|ed)?\b|\bship(?:ping)?\b|\blead time\b|\bentregas?\b"
+        r"|\bentregar\b"
         r"|\bplazo de entrega\b|\bprazo\b|\blieferung\b|\bliefern\b|\blieferzeit\b"
         r"|\bliefertermin\b|\blivraison\b|\blivrer\b|\bdelai\b",
     ),
     _rule(
         "demo",
         0.6,
-        "demo demos demonstration trial demostracion prueba demonstracao teste vorfuhrung",
+        "demo demos demonstration trial demostracion prueba demonstracao teste "
+        "vorfuhrung",
         r"\bdemos?\b|\bdemonstration\b|\bfree trial\b|\bdemostracion\b|\bdemonstracao\b"
         r"|\bvorfuhrung\b|\bperiodo de prueba\b|\bperiodo de teste\b",
     ),

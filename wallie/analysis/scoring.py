@@ -151,8 +151,9 @@ def _amount_reason(
 ) -> list[ScoreReason]:
     for entity in entities:
         if entity.kind == "amount" and entity.message_id in inbound_ids:
-            text = f"Mentioned an amount of {entity.value} {entity.currency or ''}".rstrip()
-            return [ScoreReason("amount_mentioned", AMOUNT_POINTS, text + ".")]
+            amount = f"{entity.value} {entity.currency or ''}".rstrip()
+            text = f"Mentioned an amount of {amount}."
+            return [ScoreReason("amount_mentioned", AMOUNT_POINTS, text)]
 
     return []
 
@@ -175,7 +176,9 @@ def _turns(messages: Sequence[Message]) -> list[_Turn]:
 
 def _responsiveness_reasons(messages: Sequence[Message]) -> list[ScoreReason]:
     turns = _turns(messages)
-    delays = [turn.reply - turn.last_outbound for turn in turns if turn.reply is not None]
+    delays = [
+        turn.reply - turn.last_outbound for turn in turns if turn.reply is not None
+    ]
     reasons = []
     if delays:
         typical = median(delays)

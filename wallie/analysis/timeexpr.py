@@ -1,10 +1,10 @@
 """Find time expressions in folded text and resolve them to local datetimes.
 
-English, Spanish, Portuguese, German and French are covered by regexes for the
-common relative forms: today, tomorrow, the day after tomorrow, weekday names,
-this or next week, next month, end of day, week or month, "in N days/hours",
-and times of day (``3pm``, ``15:00``, ``15h30``, ``um 15 Uhr``, ``a las 10``,
-morning, noon, afternoon, evening). Absolute dates such as ``12 March``,
+Regexes cover the common relative forms in English, Spanish, Portuguese,
+German and French. These are today, tomorrow, the day after tomorrow, weekday
+names, this or next week, next month, end of day, week or month, "in N
+days/hours", and times of day (``3pm``, ``15:00``, ``15h30``, ``um 15 Uhr``,
+``a las 10``, morning, noon, afternoon, evening). Absolute dates such as ``12 March``,
 ``3/12`` or ``12.03.`` are only marked by a regex and then resolved with
 ``dateparser``, which is too slow (tens of milliseconds a call) and too eager
 (it reads words such as "on" as dates) to run on whole messages.
@@ -70,7 +70,9 @@ for _index, _names in enumerate(
 _PT_ORDINAL_WEEKDAYS = frozenset({"segunda", "terca", "quarta", "quinta", "sexta"})
 
 #: Words before a Portuguese ordinal weekday that make it a day.
-_PT_DAY_PREFIXES = frozenset({"na", "ate", "proxima", "nesta", "esta", "essa", "na proxima"})
+_PT_DAY_PREFIXES = frozenset(
+    {"na", "ate", "proxima", "nesta", "esta", "essa", "na proxima"}
+)
 
 _NUMBER_WORDS: dict[str, int] = {}
 for _value, _names in (
@@ -101,21 +103,78 @@ for _delta, _names in (
 TIME_WORDS = frozenset(
     set(_WEEKDAYS)
     | {
-        "today", "tonight", "tomorrow", "tmrw", "tmr", "week", "weekend", "month",
-        "morning", "afternoon", "evening", "noon", "midday", "eod", "cob",
-        "day", "hours", "hour", "days", "weeks", "business",
-        "hoy", "manana", "noche", "tarde", "mediodia", "semana", "mes", "dias",
-        "horas", "hora", "semanas",
-        "hoje", "amanha", "manha", "noite", "meio", "fim",
-        "heute", "morgen", "ubermorgen", "abend", "nachmittag", "vormittag",
-        "mittag", "fruh", "woche", "wochenende", "monat", "monatsende",
-        "feierabend", "stunde", "stunden", "tagen", "wochen",
-        "aujourd", "demain", "soir", "matin", "midi", "semaine", "mois",
-        "journee", "heure", "heures", "jours",
+        "today",
+        "tonight",
+        "tomorrow",
+        "tmrw",
+        "tmr",
+        "week",
+        "weekend",
+        "month",
+        "morning",
+        "afternoon",
+        "evening",
+        "noon",
+        "midday",
+        "eod",
+        "cob",
+        "day",
+        "hours",
+        "hour",
+        "days",
+        "weeks",
+        "business",
+        "hoy",
+        "manana",
+        "noche",
+        "tarde",
+        "mediodia",
+        "semana",
+        "mes",
+        "dias",
+        "horas",
+        "hora",
+        "semanas",
+        "hoje",
+        "amanha",
+        "manha",
+        "noite",
+        "meio",
+        "fim",
+        "heute",
+        "morgen",
+        "ubermorgen",
+        "abend",
+        "nachmittag",
+        "vormittag",
+        "mittag",
+        "fruh",
+        "woche",
+        "wochenende",
+        "monat",
+        "monatsende",
+        "feierabend",
+        "stunde",
+        "stunden",
+        "tagen",
+        "wochen",
+        "aujourd",
+        "demain",
+        "soir",
+        "matin",
+        "midi",
+        "semaine",
+        "mois",
+        "journee",
+        "heure",
+        "heures",
+        "jours",
     }  # fmt: skip
 )
 
-_NUMBER = r"(?P<count>\d{1,3}|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + ")"
+_NUMBER = (
+    r"(?P<count>\d{1,3}|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + ")"
+)
 _UNIT = r"(?P<unit>" + "|".join(sorted(_UNIT_DELTAS, key=len, reverse=True)) + ")"
 _WEEKDAY = r"(?P<weekday>" + "|".join(sorted(_WEEKDAYS, key=len, reverse=True)) + ")"
 
@@ -127,7 +186,8 @@ _RELATIVE = re.compile(
     + r"\s+"
     + _UNIT
     + r"\b)"
-    r"|(?P<after_tomorrow>\b(?:(?:the )?day after tomorrow|pasado manana|depois de amanha"
+    r"|(?P<after_tomorrow>\b(?:(?:the )?day after tomorrow|pasado manana"
+    r"|depois de amanha"
     r"|ubermorgen|apres-demain|apres demain)\b)"
     r"|(?P<tomorrow>\b(?:tomorrow|tmrw|tmr|amanha|demain)\b"
     r"|(?<!la )(?<!esta )(?<!una )\bmanana\b"
@@ -138,7 +198,8 @@ _RELATIVE = re.compile(
     r"|(?P<today>\b(?:today|tonight|later today|this (?:afternoon|evening)|hoy"
     r"|esta (?:tarde|noche)|hoje|heute|aujourd'hui|aujourd hui|ce soir"
     r"|cet apres-midi)\b)"
-    r"|(?P<end_of_week>\b(?:(?:the )?end of (?:the |this )?week|finales de (?:la |esta )?semana"
+    r"|(?P<end_of_week>\b(?:(?:the )?end of (?:the |this )?week|finales de (?:la "
+    r"|esta )?semana"
     r"|final de (?:la |esta )?semana|final da semana|fim da semana"
     r"|ende (?:der|dieser) woche|fin de (?:la |cette )?semaine)\b)"
     r"|(?P<weekend>\b(?:(?:this |the )?weekend|(?:el |este )fin de semana"
@@ -162,7 +223,9 @@ _RELATIVE = re.compile(
     r"|que vem))?)"
 )
 
-_PAST_PREFIXES = frozenset({"last", "past", "pasado", "letzten", "letzter", "vergangenen"})
+_PAST_PREFIXES = frozenset(
+    {"last", "past", "pasado", "letzten", "letzter", "vergangenen"}
+)
 _PAST_SUFFIXES = frozenset({"pasado", "passado", "passada", "dernier", "derniere"})
 _THIS_PREFIXES = frozenset({"this", "este", "esta", "nesta", "neste", "diesen", "ce"})
 
@@ -177,7 +240,8 @@ for _month, _pairs in enumerate(
         "en:june,jun es:junio pt:junho de:juni fr:juin",
         "en:july,jul es:julio pt:julho de:juli fr:juillet",
         "en:august,aug es:agosto pt:agosto de:august fr:aout",
-        "en:september,sept,sep es:septiembre,setiembre pt:setembro de:september fr:septembre",
+        "en:september,sept,sep es:septiembre,setiembre pt:setembro de:september "
+        "fr:septembre",
         "en:october,oct es:octubre pt:outubro de:oktober fr:octobre",
         "en:november,nov es:noviembre pt:novembro de:november fr:novembre",
         "en:december,dec es:diciembre pt:dezembro de:dezember fr:decembre",
@@ -195,7 +259,9 @@ _MONTH = "(?:" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + ")"
 #: Absolute dates, marked here and resolved by dateparser.
 _ABSOLUTE = re.compile(
     r"(?P<pre>\b[a-z']+\s+)?"
-    r"(?P<date>\b\d{1,2}(?:st|nd|rd|th|er|o|\.)?\s+(?:de\s+|of\s+)?(?P<month>" + _MONTH + r")\b"
+    r"(?P<date>\b\d{1,2}(?:st|nd|rd|th|er|o|\.)?\s+(?:de\s+|of\s+)?(?P<month>"
+    + _MONTH
+    + r")\b"
     r"(?:\.?\s+(?:de\s+)?\d{4}\b)?"
     r"|\b(?P<month2>" + _MONTH + r")\.?\s+\d{1,2}(?:st|nd|rd|th)?\b(?:,?\s+\d{4}\b)?"
     r"|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b"
@@ -205,14 +271,28 @@ _ABSOLUTE = re.compile(
 #: Words before a date that make it a reference to the past or to a document
 #: ("the invoice from March 3rd"), not a deadline.
 _REFERENCE_PREFIXES = frozenset(
-    {"from", "of", "since", "dated", "del", "desde", "do", "da", "vom", "seit", "du",
-     "depuis", "de"}  # fmt: skip
+    {
+        "from",
+        "of",
+        "since",
+        "dated",
+        "del",
+        "desde",
+        "do",
+        "da",
+        "vom",
+        "seit",
+        "du",
+        "depuis",
+        "de",
+    }  # fmt: skip
 )
 
-#: What may not follow a bare hour: digits, amounts, quantities and month
-#: names, so that "by 15 December" and "um 15 Euro" are no times of day.
+#: Text that may not follow a bare hour: digits, amounts, quantities and
+#: month names, so that "by 15 December" and "um 15 Euro" are no times of day.
 _NOT_AN_HOUR = (
-    r"(?![\d:/,%]|\.\d|\s*(?:€|\$|£|eur|euro|usd|dollar|k\b|%|units|unidades|stuck|x\b)"
+    r"(?![\d:/,%]|\.\d"
+    r"|\s*(?:€|\$|£|eur|euro|usd|dollar|k\b|%|units|unidades|stuck|x\b)"
     r"|\s+(?:de |of )?" + _MONTH + r"\b)"
 )
 
@@ -224,13 +304,16 @@ _TIME_OF_DAY = re.compile(
     r"|\b(?P<h4>\d{1,2})\s*(?:h|hs|uhr)(?P<m4>\d{2})?\b"
     r"|\b(?:at|around|by|before|a las|a la|sobre las|hacia las|antes de las|as|das"
     r"|por volta das|antes das|ate as|um|gegen|vers|avant)\s+"
-    r"(?P<h5>\d{1,2})" + _NOT_AN_HOUR + r"|(?P<noon>\b(?:noon|midday|mediodia|meio-dia|meio dia"
+    r"(?P<h5>\d{1,2})"
+    + _NOT_AN_HOUR
+    + r"|(?P<noon>\b(?:noon|midday|mediodia|meio-dia|meio dia"
     r"|mittag|mittags|(?<!apres-)(?<!apres )midi)\b)"
     r"|(?P<afternoon>\b(?:afternoon|(?:por|de|a|esta|a la) tarde|nachmittag|nachmittags"
     r"|apres-midi|apres midi)\b)"
     r"|(?P<evening>\b(?:evening|tonight|(?:por|de) la noche|esta noche|a noite|de noite"
     r"|abend|abends|soir|soiree)\b)"
-    r"|(?P<morning>\b(?:morning|(?:por|de|en) la manana|de manha|pela manha|fruh|morgens"
+    r"|(?P<morning>\b(?:morning|(?:por|de|en) la manana|de manha|pela manha|fruh"
+    r"|morgens"
     r"|vormittag|am morgen|matin|matinee)\b)"
 )
 
@@ -291,7 +374,9 @@ def _resolve_weekday(match: re.Match[str], now: datetime) -> DateFinding | None:
     today = now.date()
     if prefix in _PAST_PREFIXES or suffix in _PAST_SUFFIXES:
         days_back = (today.weekday() - target) % 7 or 7
-        return DateFinding(today - timedelta(days=days_back), DEFAULT_TIME, future=False)
+        return DateFinding(
+            today - timedelta(days=days_back), DEFAULT_TIME, future=False
+        )
 
     days_ahead = (target - today.weekday()) % 7
     if days_ahead == 0 and prefix not in _THIS_PREFIXES:
@@ -340,7 +425,9 @@ def _resolve_relative(match: re.Match[str], now: datetime) -> DateFinding | None
     if kind in ("end_of_week", "this_week"):
         return _resolve_week_end(now)
     if kind == "weekend":
-        return DateFinding(today + timedelta(days=(5 - today.weekday()) % 7), DEFAULT_TIME)
+        return DateFinding(
+            today + timedelta(days=(5 - today.weekday()) % 7), DEFAULT_TIME
+        )
     if kind == "next_week":
         monday = today + timedelta(days=7 - today.weekday())
         return DateFinding(monday, DEFAULT_TIME, next_week=True)

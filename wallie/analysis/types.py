@@ -71,7 +71,9 @@ class Message:
 
     def __post_init__(self) -> None:
         if self.sent_at.tzinfo is None:
-            raise ValueError(f"Message {self.id} has a naive sent_at; pass an aware UTC time.")
+            raise ValueError(
+                f"Message {self.id} has a naive sent_at; pass an aware UTC time."
+            )
 
 
 @dataclass(frozen=True)
