@@ -301,8 +301,8 @@ def main() -> None:
             "",
             *speedups(results),
             "",
-            "Peers on the corpus exports (`../shared/corpus/whatsapp`, or "
-            "`WALLIE_CORPUS`), with format detection on:",
+            "Peers on the real exports of the test corpus (the folder that "
+            "`WALLIE_CORPUS` sets for the tests), with format detection on:",
             "",
             *(peer_corpus_check(CORPUS / "whatsapp") or ["- corpus not found, not checked"]),
         ]
