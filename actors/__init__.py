@@ -14,6 +14,11 @@ from wallie.broker import setup_broker
 broker = setup_broker()
 
 from .outbox import deliver_outbox, outbox_sweep  # noqa: E402 - needs the broker
+from .churn import client_churn_detection  # noqa: E402 - needs the broker
+from .reminders import reminder_check  # noqa: E402 - needs the broker
+from .reports import weekly_report  # noqa: E402 - needs the broker
+from .schedule import local_time_tick  # noqa: E402 - needs the broker
+from .summary import daily_summary  # noqa: E402 - needs the broker
 from .mail import (  # noqa: E402 - needs the broker
     gmail_sync,
     gmail_sync_single_user,
@@ -26,6 +31,12 @@ __all__ = [
     # Outbox
     "deliver_outbox",
     "outbox_sweep",
+    # Schedules and reports
+    "client_churn_detection",
+    "daily_summary",
+    "local_time_tick",
+    "reminder_check",
+    "weekly_report",
     # Mail
     "gmail_sync",
     "gmail_sync_single_user",

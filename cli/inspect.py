@@ -11,6 +11,7 @@ from wallie.queues import queue_stats
 from wallie.runs import RunFilter, list_runs, run_as_dict
 
 from .common import MOMENT, CliContext, echo_json, json_option, pass_context
+from .schedule import schedule_command
 
 #: Actor options shown by ``inspect actors``; the others are internal.
 _SHOWN_OPTIONS = ("max_retries", "time_limit", "max_age", "periodic", "debounce", "limits")
@@ -19,6 +20,9 @@ _SHOWN_OPTIONS = ("max_retries", "time_limit", "max_age", "periodic", "debounce"
 @click.group("inspect", short_help="Look at queues, actors and failures.")
 def inspect_group() -> None:
     """Look at queues, actors and recent failures."""
+
+
+inspect_group.add_command(schedule_command, "schedule")
 
 
 @inspect_group.command("queues", short_help="Ready, delayed and dead counts per queue.")

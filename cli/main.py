@@ -22,6 +22,8 @@ from .db import db_group
 from .dlq import dlq_group
 from .inspect import inspect_group
 from .jobs import enqueue_command, replay_command, runs_group
+from .reports import report_group, summary_group
+from .schedule import scheduler_command
 from .mailbox import mailbox_group
 
 
@@ -70,6 +72,9 @@ cli.add_command(runs_group, "runs")
 cli.add_command(inspect_group, "inspect")
 cli.add_command(dlq_group, "dlq")
 cli.add_command(db_group, "db")
+cli.add_command(scheduler_command, "scheduler")
+cli.add_command(summary_group, "summary")
+cli.add_command(report_group, "report")
 cli.add_command(mailbox_group, "mailbox")
 
 

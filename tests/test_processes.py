@@ -98,9 +98,10 @@ def test_dramatiq_worker_process_runs_actors_from_redis(settings: Settings, redi
 
 
 @pytest.mark.redis
-def test_periodiq_scheduler_registers_the_periodic_actors(settings: Settings, redis_url: str) -> None:
+def test_scheduler_registers_the_periodic_actors(settings: Settings, redis_url: str) -> None:
+    subprocess.run([BIN / "wallie-cli", "db", "migrate"], env=_env(settings, redis_url), check=True, capture_output=True)
     scheduler = subprocess.Popen(
-        [BIN / "periodiq", "actors"],
+        [BIN / "wallie-cli", "scheduler"],
         env=_env(settings, redis_url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines = []

@@ -31,6 +31,7 @@ from .middleware.db_connection import DatabaseConnection
 from .middleware.debounce import Debounce
 from .middleware.glass_ceiling import GlassCeiling
 from .middleware.run_history import DEFAULT_FLUSH_INTERVAL_MS, RunHistory
+from .schedule import QUEUE_WAIT_LIMIT_S
 from .settings import Settings, get_settings
 
 logger = get_logger(__name__)
@@ -51,7 +52,7 @@ def build_middleware(settings: Settings) -> list[Middleware]:
     stack += [middleware() for middleware in default_middleware]
     stack += [
         CurrentMessage(),
-        PeriodiqMiddleware(),
+        PeriodiqMiddleware(skip_delay=QUEUE_WAIT_LIMIT_S),
         RunHistory(flush_interval_ms=flush_interval_ms),
         Debounce(),
         GlassCeiling(settings),

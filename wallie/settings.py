@@ -337,6 +337,16 @@ VARIABLES: tuple[Variable, ...] = (
         "Days of mail that the first sync of a Gmail mailbox reads.",
         _parse_positive_int,
     ),
+    # Reports and schedules.
+    Variable(
+        "WALLIE_CHURN_INACTIVE_DAYS",
+        "churn_inactive_days",
+        "14",
+        "21",
+        "Days without a message either way after which a client counts as at risk "
+        "of churn.",
+        _parse_positive_int,
+    ),
 )
 
 
@@ -366,6 +376,7 @@ class Settings:
     deployment_cost_ceiling_usd: Decimal
     token_keys: str | None
     mail_sync_window_days: int
+    churn_inactive_days: int
 
     @property
     def embedded(self) -> bool:
