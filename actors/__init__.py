@@ -14,6 +14,7 @@ from wallie.broker import setup_broker
 broker = setup_broker()
 
 from .outbox import deliver_outbox, outbox_sweep  # noqa: E402 - needs the broker
+from .gdpr import knowledge_delete  # noqa: E402 - needs the broker
 from .churn import client_churn_detection  # noqa: E402 - needs the broker
 from .reminders import reminder_check  # noqa: E402 - needs the broker
 from .reports import weekly_report  # noqa: E402 - needs the broker
@@ -31,6 +32,8 @@ __all__ = [
     # Outbox
     "deliver_outbox",
     "outbox_sweep",
+    # GDPR
+    "knowledge_delete",
     # Schedules and reports
     "client_churn_detection",
     "daily_summary",

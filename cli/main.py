@@ -18,8 +18,10 @@ from wallie.errors import ConfigurationError, WallieError
 from wallie.settings import load_settings
 
 from .common import RET_CONFIG, RET_FAILURE, RET_UNAVAILABLE, CliContext
+from .backfill import backfill_command
 from .db import db_group
 from .dlq import dlq_group
+from .gdpr import export_command, gdpr_delete_command
 from .inspect import inspect_group
 from .jobs import enqueue_command, replay_command, runs_group
 from .reports import report_group, summary_group
@@ -72,6 +74,9 @@ cli.add_command(runs_group, "runs")
 cli.add_command(inspect_group, "inspect")
 cli.add_command(dlq_group, "dlq")
 cli.add_command(db_group, "db")
+cli.add_command(gdpr_delete_command, "gdpr-delete")
+cli.add_command(export_command, "export")
+cli.add_command(backfill_command, "backfill")
 cli.add_command(scheduler_command, "scheduler")
 cli.add_command(summary_group, "summary")
 cli.add_command(report_group, "report")

@@ -7,8 +7,8 @@ through the same middleware.
 
 The stack is Dramatiq's defaults (AgeLimit, TimeLimit,
 ShutdownNotifications, Callbacks, Pipelines, Retries) followed by, in
-order: CurrentMessage, periodiq's middleware, RunHistory, Debounce, then
-GlassCeiling.  Dramatiq calls
+order: CurrentMessage, periodiq's middleware, RunHistory, DeletedUsers,
+Debounce, then GlassCeiling.  Dramatiq calls
 "before" hooks in that order and "after" hooks in the reverse order.
 """
 
@@ -29,6 +29,7 @@ from .db import connect
 from .logging import get_logger
 from .middleware.db_connection import DatabaseConnection
 from .middleware.debounce import Debounce
+from .middleware.deleted_users import DeletedUsers
 from .middleware.glass_ceiling import GlassCeiling
 from .middleware.run_history import DEFAULT_FLUSH_INTERVAL_MS, RunHistory
 from .schedule import QUEUE_WAIT_LIMIT_S
@@ -54,6 +55,7 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         CurrentMessage(),
         PeriodiqMiddleware(skip_delay=QUEUE_WAIT_LIMIT_S),
         RunHistory(flush_interval_ms=flush_interval_ms),
+        DeletedUsers(),
         Debounce(),
         GlassCeiling(settings),
     ]

@@ -337,6 +337,16 @@ VARIABLES: tuple[Variable, ...] = (
         "Days of mail that the first sync of a Gmail mailbox reads.",
         _parse_positive_int,
     ),
+    # Data protection.
+    Variable(
+        "WALLIE_BACKUP_RETENTION_DAYS",
+        "backup_retention_days",
+        "30",
+        "35",
+        "Days database backups are kept; deletion receipts state when erased "
+        "data leaves the last backup.",
+        _parse_positive_int,
+    ),
     # Reports and schedules.
     Variable(
         "WALLIE_CHURN_INACTIVE_DAYS",
@@ -376,6 +386,7 @@ class Settings:
     deployment_cost_ceiling_usd: Decimal
     token_keys: str | None
     mail_sync_window_days: int
+    backup_retention_days: int
     churn_inactive_days: int
 
     @property

@@ -427,6 +427,59 @@ class LocalRun(BaseModel):
         indexes = ((("user", "job", "period"), True),)
 
 
+class DeletionRequest(BaseModel):
+    """A GDPR erasure in progress or done: one account, one contact or one import.
+
+    ``scope`` is ``user``, ``contact`` or ``import``; ``target_id`` is the
+    user, contact or import id.  ``user_id`` is a plain column, not a foreign
+    key, because the request must outlive the account it deletes: the
+    deleted-user check of queued messages reads it.  ``counts`` holds the
+    rows deleted so far per table, updated in the transaction of each batch,
+    so a resumed run continues the totals.  ``plan`` holds ids computed once
+    at the start (such as the conversations to remove if left empty).
+    ``reference`` and ``requested_by`` never hold personal data; the request
+    is checked for emails and phone numbers when it is made.
+    """
+
+    scope = peewee.CharField(max_length=16)
+    user_id = peewee.IntegerField(index=True)
+    target_id = peewee.IntegerField()
+    reference = peewee.CharField(max_length=200, default="")
+    requested_by = peewee.CharField(max_length=200, default="")
+    notify_to = peewee.CharField(max_length=320, default="")
+    status = peewee.CharField(max_length=16, default="pending", index=True)
+    plan = JSONField(default=dict)
+    counts = JSONField(default=dict)
+    error = peewee.TextField(default="")
+    created_at = UTCDateTimeField(default=utcnow)
+    started_at = UTCDateTimeField(null=True)
+    finished_at = UTCDateTimeField(null=True)
+
+
+class Backfill(BaseModel):
+    """One run of ``wallie-cli backfill``: an actor sent once per target.
+
+    Targets are sent in a stable order; ``cursor`` is the JSON of the last
+    target sent, written after each batch, so ``--resume`` continues after
+    it.  ``filters`` holds ids and dates only.  ``user`` is set when the
+    backfill is for one user, so account deletion removes it.
+    """
+
+    actor = peewee.CharField(max_length=100)
+    user = peewee.ForeignKeyField(User, null=True, on_delete="CASCADE")
+    filters = JSONField(default=dict)
+    target_kind = peewee.CharField(max_length=32)
+    total = peewee.IntegerField(default=0)
+    sent = peewee.IntegerField(default=0)
+    cursor = peewee.TextField(default="")
+    status = peewee.CharField(max_length=16, default="running", index=True)
+    rate_per_s = peewee.FloatField(null=True)
+    requested_by = peewee.CharField(max_length=200, default="")
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+    finished_at = UTCDateTimeField(null=True)
+
+
 class AuditLog(BaseModel):
     """A record of an operator action or a deletion receipt.
 
@@ -465,6 +518,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     LimitOverride,
     ScheduleTick,
     LocalRun,
+    DeletionRequest,
+    Backfill,
     AuditLog,
 )
 

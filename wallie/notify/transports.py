@@ -79,10 +79,15 @@ def deliver_mail(settings: Settings, key: str, recipient: str, content: MailCont
     return f"Wrote {path}."
 
 
+def eml_file_name(key: str) -> str:
+    """Return the name of the ``.eml`` file of the outbox item with idempotency key ``key``."""
+    return hashlib.sha256(key.encode()).hexdigest()[:24] + ".eml"
+
+
 def write_eml(folder: Path, key: str, message: EmailMessage) -> Path:
     """Write ``message`` as ``<key digest>.eml``; rewriting the same key replaces the file."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".eml"
+    name = eml_file_name(key)
     path = folder / name
     partial = folder / f".{name}.partial"
     partial.write_bytes(bytes(message))

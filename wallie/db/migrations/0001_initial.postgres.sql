@@ -170,6 +170,18 @@ CREATE INDEX "local_run_user_id" ON "local_run" ("user_id");
 
 CREATE UNIQUE INDEX "local_run_user_id_job_period" ON "local_run" ("user_id", "job", "period");
 
+CREATE TABLE "deletion_request" ("id" SERIAL NOT NULL PRIMARY KEY, "scope" VARCHAR(16) NOT NULL, "user_id" INTEGER NOT NULL, "target_id" INTEGER NOT NULL, "reference" VARCHAR(200) NOT NULL, "requested_by" VARCHAR(200) NOT NULL, "notify_to" VARCHAR(320) NOT NULL, "status" VARCHAR(16) NOT NULL, "plan" TEXT NOT NULL, "counts" TEXT NOT NULL, "error" TEXT NOT NULL, "created_at" TIMESTAMP NOT NULL, "started_at" TIMESTAMP, "finished_at" TIMESTAMP);
+
+CREATE INDEX "deletion_request_user_id" ON "deletion_request" ("user_id");
+
+CREATE INDEX "deletion_request_status" ON "deletion_request" ("status");
+
+CREATE TABLE "backfill" ("id" SERIAL NOT NULL PRIMARY KEY, "actor" VARCHAR(100) NOT NULL, "user_id" INTEGER, "filters" TEXT NOT NULL, "target_kind" VARCHAR(32) NOT NULL, "total" INTEGER NOT NULL, "sent" INTEGER NOT NULL, "cursor" TEXT NOT NULL, "status" VARCHAR(16) NOT NULL, "rate_per_s" REAL, "requested_by" VARCHAR(200) NOT NULL, "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL, "finished_at" TIMESTAMP, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
+
+CREATE INDEX "backfill_user_id" ON "backfill" ("user_id");
+
+CREATE INDEX "backfill_status" ON "backfill" ("status");
+
 CREATE TABLE "audit_log" ("id" SERIAL NOT NULL PRIMARY KEY, "action" VARCHAR(64) NOT NULL, "operator" VARCHAR(200) NOT NULL, "user_id" INTEGER, "target" VARCHAR(200) NOT NULL, "details" TEXT NOT NULL, "created_at" TIMESTAMP NOT NULL);
 
 CREATE INDEX "audit_log_action" ON "audit_log" ("action");
