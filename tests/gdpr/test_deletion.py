@@ -184,7 +184,16 @@ def test_deletion_done_twice_same_receipt(settings: Settings, db: peewee.Databas
     assert AuditLog.select().where(AuditLog.action == "gdpr.receipt", AuditLog.target == f"user:{account.user.id}").count() == 1
 
 
-@pytest.mark.parametrize("reference", ["ana@example.com", "+31 6 1234 5678"])
+@pytest.mark.parametrize("reference", ["DSR-2026-0142", "T-1", "ticket 4711"])
+def test_request_accepts_ticket_reference(settings: Settings, db: peewee.Database, reference: str) -> None:
+    account = fill_account("ana", settings, "+31611111111")
+
+    request = request_deletion("user", account.user.id, account.user.id, reference=reference)
+
+    assert request.reference == reference
+
+
+@pytest.mark.parametrize("reference", ["ana@example.com", "+31 6 1234 5678", "0612345678"])
 def test_request_rejects_personal_reference(settings: Settings, db: peewee.Database, reference: str) -> None:
     account = fill_account("ana", settings, "+31611111111")
 

@@ -73,7 +73,10 @@ REQUESTED_ACTION = "gdpr.requested"
 RECEIPT_ACTION = "gdpr.receipt"
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+#: A phone number: "+" then 8 or more digits and separators, or 10 or more
+#: digits and separators without "+", standing
+#: alone so that ticket numbers such as "DSR-2026-0142" pass.
+_PHONE = re.compile(r"(?<![\w-])(?:\+\d[\d\s().-]{6,}\d|\d[\d\s().]{8,}\d)(?![\w-])")
 
 #: Called after each committed batch with the request; tests use it to crash.
 AfterBatch = Callable[[DeletionRequest], None]
@@ -91,7 +94,7 @@ def check_no_personal_data(name: str, value: str) -> None:
     """Reject ``value`` if it looks like an email address or a phone number.
 
     Raises:
-      PersonalDataInReceipt: It does; the message says what to use instead.
+      PersonalDataInReceipt: It does; the message names what to use instead.
     """
     if _EMAIL.search(value) or _PHONE.search(value):
         raise PersonalDataInReceipt(
