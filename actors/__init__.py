@@ -20,6 +20,11 @@ from .reminders import reminder_check  # noqa: E402 - needs the broker
 from .reports import weekly_report  # noqa: E402 - needs the broker
 from .schedule import local_time_tick  # noqa: E402 - needs the broker
 from .summary import daily_summary  # noqa: E402 - needs the broker
+from .analysis import (  # noqa: E402 - needs the broker
+    conversation_analysis,
+    hot_lead_notification,
+    scoring_analysis,
+)
 from .mail import (  # noqa: E402 - needs the broker
     gmail_sync,
     gmail_sync_single_user,
@@ -40,6 +45,10 @@ __all__ = [
     "local_time_tick",
     "reminder_check",
     "weekly_report",
+    # Analysis and leads
+    "conversation_analysis",
+    "hot_lead_notification",
+    "scoring_analysis",
     # Mail
     "gmail_sync",
     "gmail_sync_single_user",

@@ -27,6 +27,7 @@ from .jobs import enqueue_command, replay_command, runs_group
 from .reports import report_group, summary_group
 from .schedule import scheduler_command
 from .mailbox import mailbox_group
+from .leads import analyze_command, leads_group, reminders_group
 
 
 class WallieGroup(click.Group):
@@ -81,6 +82,9 @@ cli.add_command(scheduler_command, "scheduler")
 cli.add_command(summary_group, "summary")
 cli.add_command(report_group, "report")
 cli.add_command(mailbox_group, "mailbox")
+cli.add_command(reminders_group, "reminders")
+cli.add_command(leads_group, "leads")
+cli.add_command(analyze_command, "analyze")
 
 
 def main() -> None:

@@ -118,6 +118,18 @@ def _parse_bool(name: str, value: str) -> bool:
     return False
 
 
+def _parse_score(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+
+    if not 1 <= number <= 100:
+        _invalid(name, value, "a whole number from 1 to 100")
+
+    return number
+
+
 def _parse_time_zone(name: str, value: str) -> str:
     try:
         ZoneInfo(value)
@@ -230,6 +242,13 @@ VARIABLES: tuple[Variable, ...] = (
         "OpenAI-compatible API address. Unset: the client library's default.",
     ),
     Variable(
+        "OPENAI_MODEL",
+        "openai_model",
+        None,
+        "gpt-4.1-mini",
+        "Chat model of the conversation analysis. Unset: gpt-4o-mini.",
+    ),
+    Variable(
         "SMTP_URL",
         "smtp_url",
         None,
@@ -319,6 +338,15 @@ VARIABLES: tuple[Variable, ...] = (
         "Key of the HMAC-SHA256 signature on webhook POSTs.",
         secret=True,
     ),
+    Variable(
+        "WALLIE_HOT_LEAD_THRESHOLD",
+        "hot_lead_threshold",
+        "80",
+        "70",
+        "Lead score from 1 to 100 at which a contact becomes a hot lead and the "
+        "user is notified.",
+        _parse_score,
+    ),
     # Connected mailboxes (Gmail, Outlook).
     Variable(
         "WALLIE_TOKEN_KEYS",
@@ -373,10 +401,12 @@ class Settings:
     worker_threads: int
     openai_api_key: str | None
     openai_base_url: str | None
+    openai_model: str | None
     smtp_url: str | None
     mail_from: str
     webhook_url: str | None
     webhook_secret: str | None
+    hot_lead_threshold: int
     openai_requests_per_minute: int
     openai_tokens_per_minute: int
     gmail_units_per_user_minute: int

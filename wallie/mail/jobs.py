@@ -16,7 +16,7 @@ The actors in ``actors/mail.py`` only declare their options and call
   the job is not retried. Later jobs skip the mailbox until the user connects it
   again.
 * Conversations with new messages are sent to the ``conversation_analysis``
-  actor when the broker declares it.
+  actor, with the mailbox owner's ``user_id``, when the broker declares it.
 """
 
 from __future__ import annotations
@@ -237,7 +237,9 @@ def send_to_analysis(
     if not conversation_ids:
         return 0
 
-    if not _send_if_declared(broker, ANALYSIS_ACTOR, conversation_ids):
+    try:
+        actor = broker.get_actor(ANALYSIS_ACTOR)
+    except dramatiq.ActorNotFound:
         logger.info(
             "No %s actor is declared, so %d conversations of mailbox %s were not "
             "sent to analysis.",
@@ -246,6 +248,10 @@ def send_to_analysis(
             mailbox_id,
         )
         return 0
+
+    user_id = Mailbox.get_by_id(mailbox_id).user_id
+    for conversation_id in conversation_ids:
+        actor.send(user_id=user_id, conversation_id=conversation_id)
 
     return len(conversation_ids)
 
