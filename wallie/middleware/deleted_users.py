@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import dramatiq
@@ -10,18 +9,12 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from ..gdpr.blocked import blocking_deletion, from_millis
 from ..logging import get_logger
-from .run_history import set_outcome
+from .run_history import bound_arguments, set_outcome
 
 
 def bound_user_id(broker: dramatiq.Broker, message: Any) -> int | None:
     """Return the ``user_id`` argument of ``message``, or None if it has none."""
-    try:
-        actor = broker.get_actor(message.actor_name)
-        arguments = inspect.signature(actor.fn).bind(*message.args, **message.kwargs).arguments
-    except (dramatiq.ActorNotFound, TypeError):
-        return None
-
-    value = arguments.get("user_id")
+    value = bound_arguments(broker, message).get("user_id")
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 

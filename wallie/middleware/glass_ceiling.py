@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import random
 import threading
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from ..usage import (
     next_month_start,
     warn_about_cost,
 )
-from .run_history import note, set_outcome
+from .run_history import bound_arguments, note, set_outcome
 
 #: Prefix of every glass ceiling key in the rate limiter backend.  Keys for
 #: one user contain ``:user:{user_id}:``, so account deletion finds them.
@@ -427,8 +426,7 @@ class GlassCeiling(Middleware):
 
 
 def _arguments(broker: dramatiq.Broker, message: Any) -> dict[str, Any]:
-    actor = broker.get_actor(message.actor_name)
-    return dict(inspect.signature(actor.fn).bind(*message.args, **message.kwargs).arguments)
+    return bound_arguments(broker, message)
 
 
 def _user(arguments: dict[str, Any]) -> User | None:
