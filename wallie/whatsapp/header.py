@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Iterator
 from typing import NamedTuple
 
 #: Invisible format characters that WhatsApp and phones insert around headers,
@@ -16,18 +17,66 @@ _MARKS = re.compile(f"[{FORMAT_MARKS}]")
 
 _SPACE = "[ \u00a0\u202f]"
 
+#: Parts of a message header, in order. Android writes ``d/m/yy, HH:mm - ``
+#: and iOS ``[d/m/yy, HH:mm:ss] ``. ``\d`` matches any Unicode decimal digit,
+#: and ``int()`` reads Arabic-Indic, Persian and Devanagari digits as ASCII ones.
+_OPEN = r"(?P<open>\[)?"
+_DATE = r"(?P<d1>\d{1,4})(?P<sep>[/.\-])(?P<d2>\d{1,2})(?P=sep)(?P<d3>\d{1,4})\.?"
+_COMMA = r"(?P<comma>[,\u060c])?"
+_CLOCK = r"(?P<hour>\d{1,2})[:.](?P<minute>\d{2})"
+_SECONDS = r"(?:[:.](?P<second>\d{2}))?"
+_MERIDIEM = r"[AaPp]\.?{space}?[Mm]\.?|\u0635|\u0645".format(space=_SPACE)
+_AMPM = rf"(?:{_SPACE}*(?P<ampm>{_MERIDIEM}))?"
+_BRACKET_END = rf"\]{_SPACE}?"
+_DASH_END = rf"{_SPACE}*[-\u2013]{_SPACE}?"
+
 #: A message header at the start of a line, after format marks were removed.
-#: Android writes ``d/m/yy, HH:mm - `` and iOS ``[d/m/yy, HH:mm:ss] ``. ``\d`` matches
-#: any Unicode decimal digit, and ``int()`` reads Arabic-Indic, Persian and
-#: Devanagari digits as ASCII ones.
 HEADER = re.compile(
-    r"(?P<open>\[)?"
-    r"(?P<d1>\d{1,4})(?P<sep>[/.\-])(?P<d2>\d{1,2})(?P=sep)(?P<d3>\d{1,4})\.?"
-    rf"(?P<comma>[,\u060c])?{_SPACE}*"
-    r"(?P<hour>\d{1,2})[:.](?P<minute>\d{2})(?:[:.](?P<second>\d{2}))?"
-    rf"(?:{_SPACE}*(?P<ampm>[AaPp]\.?{_SPACE}?[Mm]\.?|\u0635|\u0645))?"
-    rf"(?(open)\]{_SPACE}?|{_SPACE}*[-\u2013]{_SPACE}?)"
+    _OPEN + _DATE + _COMMA + f"{_SPACE}*" + _CLOCK + _SECONDS + _AMPM
+    + f"(?(open){_BRACKET_END}|{_DASH_END})"
 )
+
+
+def _scan_pattern(eol: str, first: int) -> re.Pattern[str]:
+    """Compile ``HEADER`` after the line ending ``eol``, for the first pass.
+
+    Parameters:
+      eol: Pattern of the line ending before the header.
+      first: Number of the bracket group, 2 when ``eol`` captures, else 1.
+
+    Returns:
+      A pattern capturing only what the first pass needs: the bracket, the
+      first two date fields, the separator, the comma, the seconds separator
+      and the AM/PM marker. The other groups of ``HEADER`` are non-capturing
+      here, which does not change what matches, and ``findall`` then gives few
+      distinct tuples to count.
+    """
+    separator = first + 2
+    return re.compile(
+        eol
+        + r"(\[)?(\d{1,4})([/.\-])(\d{1,2})"
+        + f"\\{separator}"
+        + r"\d{1,4}\.?([,\u060c])?"
+        + f"{_SPACE}*"
+        + r"\d{1,2}[:.]\d{2}(?:([:.])\d{2})?"
+        + f"(?:{_SPACE}*({_MERIDIEM}))?"
+        + f"(?({first}){_BRACKET_END}|{_DASH_END})"
+    )
+
+
+#: Headers after any line ending, which group 1 captures.
+SCAN_HEADER = _scan_pattern(r"(\r\n|[\r\n])", 2)
+
+#: Headers after an LF, for blocks without CR. The literal LF that starts the
+#: pattern lets the regex engine skip quickly from line to line.
+SCAN_HEADER_LF = _scan_pattern(r"\n", 1)
+
+#: Line endings followed by a format mark, which removing the marks of a whole
+#: block at once would merge into a CRLF.
+_CR_MARK = re.compile(f"\r[{FORMAT_MARKS}]")
+
+#: One line with its line ending: CRLF, CR or LF, or none at the end.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 _MERIDIEM_PM = frozenset(("pm", "\u0645"))
 
@@ -74,6 +123,67 @@ def strip_marks(line: str) -> str:
         return line
 
     return _MARKS.sub("", line)
+
+
+def strip_block_marks(block: str) -> str | None:
+    """Remove ``FORMAT_MARKS`` from a block of whole lines.
+
+    Returns:
+      The block without marks, the same block when it has none, or None when a
+      mark follows a CR. Removing that mark could merge a CR line ending and
+      the LF of a next, blank, line into one CRLF, so such a block must be read
+      line by line.
+    """
+    if block.isascii() or _MARKS.search(block) is None:
+        return block
+
+    if "\r" in block and _CR_MARK.search(block):
+        return None
+
+    return _MARKS.sub("", block)
+
+
+def split_lines(block: str) -> list[str]:
+    """Split a block into lines with their endings, as text files split them."""
+    return _LINE.findall(block)
+
+
+def iter_lines(block: str) -> Iterator[str]:
+    """Yield the lines of a block with their endings, as text files split them."""
+    for match in _LINE.finditer(block):
+        yield match.group()
+
+
+def shape_pattern(shape: HeaderShape) -> re.Pattern[str]:
+    """Compile a pattern that finds header candidates in a block of lines.
+
+    Parameters:
+      shape: The dominant header shape of the export.
+
+    Returns:
+      A multiline pattern matching at line starts. For a header of ``shape``,
+      group 1 holds the date and group 2 the time, with seconds and AM/PM
+      marker, and the match ends where ``HEADER``'s does. When group 1 did not
+      take part, the line only starts like a header of any shape and must be
+      checked with ``HEADER``.
+
+    Note:
+      The optional parts of ``HEADER`` exclude each other (a comma, seconds or
+      an AM/PM marker is either there or the next character cannot start what
+      follows), so fixing them to the values of ``shape`` matches exactly the
+      lines whose ``HEADER`` match has that shape.
+    """
+    separator = re.escape(shape.separator)
+    first = r"\d{4}" if shape.year_first else r"\d{1,3}"
+    date = f"({first}{separator}\\d{{1,2}}{separator}\\d{{1,4}})\\.?"
+    clock = (
+        "\\d{1,2}[:.]\\d{2}"
+        + ("[:.]\\d{2}" if shape.seconds else "")
+        + (f"{_SPACE}*(?:{_MERIDIEM})" if shape.twelve_hour else "")
+    )
+    stamp = date + ("[,\u060c]" if shape.comma else "") + f"{_SPACE}*({clock})"
+    exact = f"\\[{stamp}{_BRACKET_END}" if shape.bracketed else f"{stamp}{_DASH_END}"
+    return re.compile(f"^(?:{exact}|\\[?\\d{{1,4}}[/.\\-])", re.MULTILINE)
 
 
 def shape_of(match: re.Match[str]) -> tuple[bool, str, bool, bool, bool, bool]:

@@ -122,6 +122,11 @@ _PLACEHOLDER_ENDINGS = (
     "omitido", "omitida", "weggelaten",
 )
 
+#: Characters that can end a placeholder line: the last characters of
+#: ``_PLACEHOLDER_ENDINGS`` and their capitals, the only characters that
+#: ``str.lower()`` turns into them.
+_PLACEHOLDER_LAST = frozenset(">)dDnNoOaA")
+
 #: Bodies that replace a deleted message, matched on the whole body.
 _DELETED = re.compile(
     r"(?:this message was deleted|you deleted this message"
@@ -180,6 +185,13 @@ _LIVE_LOCATION = re.compile(
     r"|live-locatie gedeeld",
     _I,
 )
+
+#: Length below which a whole body can be a deletion or live location notice,
+#: in characters.
+_SHORT_NOTICE_LENGTH = 50
+
+#: Either of the whole-body notices, for a single check on plain bodies.
+_SHORT_NOTICE = re.compile(f"(?:{_DELETED.pattern})|(?:{_LIVE_LOCATION.pattern})", _I)
 
 _PLACEHOLDER_KINDS: dict[str, AttachmentKind] = {
     "image": "image",
@@ -252,6 +264,26 @@ def classify_system_event(text: str) -> str:
     return "other"
 
 
+def _may_be_notice(lowered: str) -> bool:
+    """Return True when a lower-cased body holds a word that a notice needs.
+
+    Every notice of ``_SENDER_SYSTEM_EVENTS`` holds one of these words, and
+    looking for them is far cheaper than the case-insensitive match, which
+    then runs only for the few bodies that hold one.
+    """
+    return (
+        "end-to-end" in lowered
+        or "ende-zu-ende" in lowered
+        or "ponta a ponta" in lowered
+        or "extremo a extremo" in lowered
+        or "added" in lowered
+        or "joined" in lowered
+        or "created" in lowered
+        or "security" in lowered
+        or "disappearing" in lowered
+    )
+
+
 def sender_system_event(body: str) -> str | None:
     """Name the system event in a one-line body written under a sender name.
 
@@ -259,6 +291,15 @@ def sender_system_event(body: str) -> str | None:
       The event name, or None when the body reads as an ordinary message.
     """
     if "\n" in body or len(body) > _MAX_NOTICE_LENGTH:
+        return None
+
+    if not _may_be_notice(body.lower()) and (
+        body.isascii()
+        # Dotted and dotless I and long S match an ASCII letter in the
+        # case-insensitive pattern but do not lower-case to it. (The Kelvin
+        # sign lower-cases to "k".)
+        or not ("\u0130" in body or "\u0131" in body or "\u017f" in body)
+    ):
         return None
 
     match = _SENDER_SYSTEM_EVENTS.fullmatch(body)
@@ -299,6 +340,27 @@ def _placeholder(line: str) -> Attachment | None:
     return None
 
 
+def special_body(text: str) -> Body | None:
+    """Read a body like :func:`read_body`, or return None when it has no marker.
+
+    Cheap checks rule out every marker for most bodies, which then need no
+    :class:`Body`: the caller uses the text as it is.
+    """
+    if len(text) < _SHORT_NOTICE_LENGTH and _SHORT_NOTICE.fullmatch(text):
+        return read_body(text)
+
+    if text.endswith(">") or ": http" in text:
+        return read_body(text)
+
+    newline = text.find("\n")
+    first = text if newline < 0 else text[:newline]
+    last = first.rstrip()[-1:]
+    if not last or last in _PLACEHOLDER_LAST:
+        return read_body(text)
+
+    return None
+
+
 def read_body(text: str) -> Body:
     """Read deletion notices, edit markers, media placeholders and locations.
 
@@ -312,7 +374,7 @@ def read_body(text: str) -> Body:
       A placeholder is recognised only as the whole first line of a body, so a
       caption on the following lines stays as text.
     """
-    if len(text) < 50 and _DELETED.fullmatch(text):
+    if len(text) < _SHORT_NOTICE_LENGTH and _DELETED.fullmatch(text):
         return Body(text="", is_deleted=True)
 
     is_edited = False
@@ -328,6 +390,6 @@ def read_body(text: str) -> Body:
 
     is_location = bool(
         (": http" in text and _LOCATION.match(text))
-        or (len(text) < 50 and _LIVE_LOCATION.fullmatch(text))
+        or (len(text) < _SHORT_NOTICE_LENGTH and _LIVE_LOCATION.fullmatch(text))
     )
     return Body(text=text, is_edited=is_edited, is_location=is_location)

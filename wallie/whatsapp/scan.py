@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
-from wallie.whatsapp.header import HEADER, HeaderShape, shape_of, strip_marks
-from wallie.whatsapp.source import Opener, read_lines
+from wallie.whatsapp.header import (
+    HEADER,
+    SCAN_HEADER,
+    SCAN_HEADER_LF,
+    HeaderShape,
+    iter_lines,
+    shape_of,
+    split_lines,
+    strip_block_marks,
+    strip_marks,
+)
+from wallie.whatsapp.source import Opener, read_blocks
 
 #: Share of headers that must follow a CRLF line ending before a header after
 #: a bare LF is read as part of the message above it.
@@ -68,7 +79,7 @@ class Scan:
 
 
 def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
-    """Read every line once, matching only header starts.
+    """Read the export once, matching only header starts.
 
     Parameters:
       opener: Opens the export as a binary stream.
@@ -80,28 +91,90 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
 
     Raises:
       ExportEncodingError: When the bytes do not decode.
+
+    Note:
+      The text is read in blocks of whole lines. One ``findall`` per block
+      lists the headers that follow a line ending, as tuples of the few groups
+      that matter, and a ``Counter`` of those tuples leaves a handful of
+      distinct ones to read in Python. The first line of the file has no line
+      ending before it and is matched on its own.
     """
     scan = Scan()
-    shapes = scan.shapes
-    previous_crlf: bool | None = None
-    match_header = HEADER.match
-    number = 0
-    for number, raw in enumerate(read_lines(opener, encoding, source), 1):
-        line = strip_marks(raw.rstrip("\r\n"))
-        if scan.first_text is None and line.strip():
-            scan.first_text = (number, line)
+    ending = ""
+    for raw in read_blocks(opener, encoding, source):
+        if scan.first_text is None:
+            _find_first_text(scan, raw)
+        block = strip_block_marks(raw)
+        if block is None:
+            _scan_lines(scan, split_lines(raw), ending)
+        else:
+            if not ending:
+                _scan_first_line(scan, block)
+            _scan_block(scan, ending + block)
+        scan.lines += raw.count("\n") + raw.count("\r") - raw.count("\r\n")
+        ending = _ending(raw)
+        if not ending:
+            # Only the last block can end without a line ending.
+            scan.lines += 1
 
-        match = match_header(line)
+    return scan
+
+
+def _ending(block: str) -> str:
+    """Return the line ending at the end of ``block``, or "" when there is none."""
+    if block.endswith("\r\n"):
+        return "\r\n"
+    return block[-1:] if block.endswith(("\r", "\n")) else ""
+
+
+def _count_header(
+    scan: Scan, shape: tuple[bool, str, bool, bool, bool, bool], d1: str, d2: str,
+    count: int,
+) -> None:
+    stats = scan.shapes.get(shape)
+    if stats is None:
+        stats = scan.shapes[shape] = ShapeStats()
+    stats.count += count
+    if int(d1) > 12:
+        stats.first_over_12 += count
+    if int(d2) > 12:
+        stats.second_over_12 += count
+
+
+def _scan_first_line(scan: Scan, block: str) -> None:
+    """Count a header on the first line of the file, which follows no line ending."""
+    match = HEADER.match(block)
+    if match is not None:
+        _count_header(scan, shape_of(match), match["d1"], match["d2"], 1)
+
+
+def _scan_block(scan: Scan, text: str) -> None:
+    """Count the headers that follow a line ending in ``text``."""
+    if "\r" not in text:
+        found = Counter(SCAN_HEADER_LF.findall(text))
+        for (bracket, d1, sep, d2, comma, second, ampm), count in found.items():
+            shape = (bool(bracket), sep, bool(comma), bool(second), bool(ampm), len(d1) == 4)
+            _count_header(scan, shape, d1, d2, count)
+            scan.headers_after_lf += count
+        return
+
+    found = Counter(SCAN_HEADER.findall(text))
+    for (eol, bracket, d1, sep, d2, comma, second, ampm), count in found.items():
+        shape = (bool(bracket), sep, bool(comma), bool(second), bool(ampm), len(d1) == 4)
+        _count_header(scan, shape, d1, d2, count)
+        if eol == "\r\n":
+            scan.headers_after_crlf += count
+        elif eol == "\n":
+            scan.headers_after_lf += count
+
+
+def _scan_lines(scan: Scan, lines: list[str], ending: str) -> None:
+    """Scan a block line by line, for blocks whose format marks follow a CR."""
+    previous_crlf: bool | None = ending == "\r\n" if ending in ("\r\n", "\n") else None
+    for raw in lines:
+        match = HEADER.match(strip_marks(raw.rstrip("\r\n")))
         if match is not None:
-            shape = shape_of(match)
-            stats = shapes.get(shape)
-            if stats is None:
-                stats = shapes[shape] = ShapeStats()
-            stats.count += 1
-            if int(match["d1"]) > 12:
-                stats.first_over_12 += 1
-            if int(match["d2"]) > 12:
-                stats.second_over_12 += 1
+            _count_header(scan, shape_of(match), match["d1"], match["d2"], 1)
             if previous_crlf is True:
                 scan.headers_after_crlf += 1
             elif previous_crlf is False:
@@ -109,5 +182,14 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
 
         previous_crlf = raw.endswith("\r\n") if raw.endswith("\n") else None
 
-    scan.lines = number
-    return scan
+
+def _find_first_text(scan: Scan, block: str) -> None:
+    """Record the first non-blank line of ``block``, if any.
+
+    Called before the block's lines are counted, so they number on from there.
+    """
+    for number, raw in enumerate(iter_lines(block), scan.lines + 1):
+        line = strip_marks(raw.rstrip("\r\n"))
+        if line.strip():
+            scan.first_text = (number, line)
+            return

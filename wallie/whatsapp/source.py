@@ -1,4 +1,4 @@
-"""Open an export file or stream and read it as text lines, one pass at a time."""
+"""Open an export file or stream and read it as text, one pass at a time."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ SNIFF_SIZE = 4096
 
 #: Size of the chunks decoded when locating an encoding error, in bytes.
 CHUNK_SIZE = 1 << 20
+
+#: Characters decoded per block by :func:`read_blocks`. Large enough that the
+#: per-block work is negligible, small enough that memory stays flat.
+BLOCK_SIZE = 1 << 20
 
 #: Opens a fresh binary stream positioned at the start of the export.
 Opener = Callable[[], AbstractContextManager[BinaryIO]]
@@ -83,6 +87,52 @@ def read_lines(opener: Opener, encoding: str, source: str) -> Iterator[str]:
         text = io.TextIOWrapper(stream, encoding=encoding, newline="")
         try:
             yield from text
+        except UnicodeDecodeError as error:
+            raise locate_decode_error(opener, encoding, source, error) from error
+        finally:
+            # Detach so that the caller's stream stays open. A stream already
+            # closed by garbage collection needs nothing.
+            if not stream.closed:
+                text.detach()
+
+
+def read_blocks(
+    opener: Opener, encoding: str, source: str, size: int = BLOCK_SIZE
+) -> Iterator[str]:
+    """Yield the decoded text of the export in blocks of whole lines.
+
+    Parameters:
+      opener: Opens the export as a binary stream.
+      encoding: Codec from :func:`detect_encoding`.
+      source: Name of the export, for error messages.
+      size: Characters decoded per read.
+
+    Raises:
+      ExportEncodingError: When the bytes do not decode, naming the byte
+        offset of the first invalid byte.
+
+    Note:
+      Every block but the last ends with a line ending, and a CR at the end of
+      a read is held back, so a CRLF is never split between blocks. Lines end
+      at CR, LF or CRLF as in :func:`read_lines`. A line longer than ``size``
+      makes a block longer than ``size``.
+    """
+    with opener() as stream:
+        text = io.TextIOWrapper(stream, encoding=encoding, newline="")
+        try:
+            # Pieces of a line that spans reads, joined once it ends, so that a
+            # very long line is copied once rather than once per read.
+            carry: list[str] = []
+            while chunk := text.read(size):
+                cut = max(chunk.rfind("\n"), chunk.rfind("\r", 0, len(chunk) - 1)) + 1
+                if cut == 0:
+                    carry.append(chunk)
+                    continue
+
+                yield "".join([*carry, chunk[:cut]])
+                carry = [chunk[cut:]] if cut < len(chunk) else []
+            if carry:
+                yield "".join(carry)
         except UnicodeDecodeError as error:
             raise locate_decode_error(opener, encoding, source, error) from error
         finally:
