@@ -358,7 +358,7 @@ class Mailbox(BaseModel):
 
 
 class SyncState(BaseModel):
-    """Where the last sync of one account stopped: a history id, a delta link."""
+    """The position where the last sync of one account stopped: a history id or a delta link."""
 
     user = peewee.ForeignKeyField(User, on_delete="CASCADE")
     provider = peewee.CharField(max_length=32)

@@ -1,0 +1,209 @@
+"""Tests for ``wallie-cli import whatsapp``, ``import document`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import dramatiq
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from tests.conftest import CORPUS
+from tests.whatsapp.corpus_expected import EXPECTED
+from wallie.db.models import Contact, Import, LeadScore, Message, Reminder, User
+from wallie.broker import reset_broker, setup_broker
+from wallie.settings import Settings, get_settings, reset_settings
+
+EMAIL = "sam@example.com"
+
+#: Keys that ``import whatsapp --json`` always prints.
+SUMMARY_KEYS = {
+    "messages", "system_messages", "media", "participants", "first_message_at",
+    "last_message_at", "duplicates_skipped", "date_order", "date_order_source",
+    "import_id", "unparsed_lines",
+}
+
+
+def sample(tmp_path: Path) -> Path:
+    path = tmp_path / "WhatsApp Chat with Ana Souza.txt"
+    source = resources.files("wallie") / "samples" / "whatsapp_sample.txt"
+    path.write_bytes(source.read_bytes())
+    return path
+
+
+def import_json(runner: CliRunner, path: Path, *options: str) -> dict:
+    result = runner.invoke(cli, ["import", "whatsapp", str(path), "--user", EMAIL,
+                                 "--json", *options])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_whatsapp_json_summary(runner: CliRunner, cli_env: Settings, tmp_path: Path
+                               ) -> None:
+    document = import_json(runner, sample(tmp_path), "--me", "Sam Carter")
+
+    assert SUMMARY_KEYS <= set(document)
+    assert document["messages"] == 38
+    assert document["system_messages"] == 4
+    assert document["media"] == 2
+    assert document["participants"] == ["+14155550132", "Ana Souza", "Sam Carter"]
+    assert document["first_message_at"] == "2026-11-23T09:12:00+00:00"
+    assert document["date_order"] == "mdy"
+
+
+def test_whatsapp_reimport_skips_all(runner: CliRunner, cli_env: Settings, tmp_path: Path
+                                     ) -> None:
+    path = sample(tmp_path)
+    import_json(runner, path, "--me", "Sam Carter")
+
+    document = import_json(runner, path, "--me", "Sam Carter")
+
+    assert document["messages"] == 0
+    assert document["duplicates_skipped"] == 42
+
+
+def test_whatsapp_creates_missing_user(runner: CliRunner, cli_env: Settings,
+                                       tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["import", "whatsapp", str(sample(tmp_path)),
+                                 "--user", EMAIL, "--me", "Sam Carter"])
+
+    assert result.exit_code == 0, result.output
+    assert f"Created user {EMAIL}" in result.stderr
+    assert "Imported 38 messages" in result.stdout
+    assert User.select().count() == 1
+
+
+def test_whatsapp_unclear_me_lists_participants(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    result = runner.invoke(cli, ["import", "whatsapp", str(sample(tmp_path)),
+                                 "--user", EMAIL])
+
+    assert result.exit_code == 1
+    assert "'+14155550132', 'Ana Souza', 'Sam Carter'" in result.stderr
+    assert Message.select().count() == 0
+    assert Contact.select().count() == 0
+
+
+def test_whatsapp_not_an_export(runner: CliRunner, cli_env: Settings, tmp_path: Path
+                                ) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("Call Ana on Monday\n", encoding="utf-8")
+
+    result = runner.invoke(cli, ["import", "whatsapp", str(path), "--user", EMAIL,
+                                 "--me", "Sam"])
+
+    assert result.exit_code == 1
+    assert "is not a WhatsApp chat export" in result.stderr
+    assert Import.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    "expected", [e for e in EXPECTED if e.fallback == "dmy"], ids=lambda e: e.file[:2]
+)
+def test_whatsapp_corpus_counts(runner: CliRunner, cli_env: Settings, expected: object
+                                ) -> None:
+    path = CORPUS / "whatsapp" / expected.file
+    if not path.is_file():
+        pytest.skip(f"WhatsApp corpus not found at {path.parent}; set WALLIE_CORPUS.")
+
+    document = import_json(runner, path, "--me", expected.participants[-1])
+
+    assert document["messages"] == expected.messages - expected.system
+    assert document["system_messages"] == expected.system
+    assert document["media"] == expected.media
+    assert document["participants"] == expected.participants
+    assert document["unparsed_lines"] == expected.unparsed
+    assert document["date_order"] == expected.date_order
+
+
+def test_whatsapp_date_order_option(runner: CliRunner, cli_env: Settings) -> None:
+    path = CORPUS / "whatsapp" / "14_android_es-style_nbsp-in-p.m._chatminer.txt"
+    if not path.is_file():
+        pytest.skip(f"WhatsApp corpus not found at {path.parent}; set WALLIE_CORPUS.")
+
+    document = import_json(runner, path, "--me", "🤓", "--date-order", "mdy")
+
+    assert document["date_order_source"] == "explicit"
+    assert document["first_message_at"].startswith("2022-09-10T22:37")
+
+
+def test_document_json(runner: CliRunner, cli_env: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "contacts.vcf"
+    path.write_text("BEGIN:VCARD\nFN:Ana Souza\nTEL:+1 415 555 0101\nEND:VCARD\n",
+                    encoding="utf-8")
+
+    result = runner.invoke(cli, ["import", "document", str(path), "--user", EMAIL,
+                                 "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["contacts_created"] == 1
+
+
+def test_document_unknown_type(runner: CliRunner, cli_env: Settings, tmp_path: Path
+                               ) -> None:
+    path = tmp_path / "photo.heic"
+    path.write_bytes(b"\0")
+
+    result = runner.invoke(cli, ["import", "document", str(path), "--user", EMAIL])
+
+    assert result.exit_code == 1
+    assert "photo.heic: unknown type" in result.stderr
+
+
+def test_demo_prints_leads_reminders_and_mail(runner: CliRunner, cli_env: Settings
+                                              ) -> None:
+    result = runner.invoke(cli, ["demo"])
+
+    assert result.exit_code == 0, result.output
+    assert "Imported 38 messages" in result.stdout
+    assert "Ana Souza" in result.stdout
+    assert "I'll call you tomorrow at 10" in result.stdout
+    assert "Hot-lead mail written to" in result.stdout
+    assert LeadScore.select().count() >= 1
+    assert Reminder.select().count() >= 2
+
+
+def test_demo_twice_adds_nothing(runner: CliRunner, cli_env: Settings) -> None:
+    runner.invoke(cli, ["demo", "--user", EMAIL])
+
+    result = runner.invoke(cli, ["demo", "--user", EMAIL])
+
+    assert result.exit_code == 0, result.output
+    assert "Skipped 42 messages already stored" in result.stdout
+    assert Message.select().count() == 42
+
+
+@pytest.fixture
+def redis_cli(monkeypatch: pytest.MonkeyPatch, redis_settings: Settings, db: object
+              ) -> Iterator[dramatiq.Broker]:
+    """wallie-cli on Redis, with the product actors declared."""
+    monkeypatch.setenv("WALLIE_HOME", str(redis_settings.home))
+    monkeypatch.setenv("DATABASE_URL", redis_settings.database_url)
+    monkeypatch.setenv("REDIS_URL", redis_settings.redis_url or "")
+    reset_settings()
+    reset_broker()
+    import actors  # noqa: F401 - declares the product actors
+
+    yield setup_broker(get_settings())
+    reset_broker()
+    reset_settings()
+
+
+def test_whatsapp_on_redis_stages_and_enqueues(
+    runner: CliRunner, redis_cli: dramatiq.Broker, tmp_path: Path
+) -> None:
+    result = runner.invoke(cli, ["import", "whatsapp", str(sample(tmp_path)),
+                                 "--user", EMAIL, "--me", "Sam Carter", "--json"])
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    staged = get_settings().home / document["path"]
+    assert document["embedded"] is False
+    assert staged.name.endswith("-WhatsApp Chat with Ana Souza.txt")
+    assert staged.is_file()
+    assert Message.select().count() == 0

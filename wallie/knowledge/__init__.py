@@ -1,0 +1,1 @@
+"""Knowledge imports: WhatsApp exports, documents and contact lists."""

@@ -1,0 +1,945 @@
+"""Store a parsed WhatsApp export: contacts, one conversation, messages, media.
+
+Design:
+
+- The export is parsed once, through the parser's public API. That pass
+  collects the participants, counts and time range, and spools the messages
+  to a temporary file in pickled batches. Which participant is the user is
+  settled before anything is stored, so a file that is not an export, or a
+  chat whose ``me`` cannot be settled, leaves the database as it was.
+- The messages are then read back from the spool, which is faster than
+  parsing the export a second time, and memory stays flat.
+- Messages are written in batches through :func:`wallie.storage.insert_messages`,
+  which ignores rows already stored, so importing the same file again, or a
+  later export that overlaps it, adds only the new messages. A message's
+  ``external_id`` is the conversation id and the parser's message key: the key
+  alone would merge two chats in which the user sent the same text in the
+  same minute.
+- The counts of an import are read back from the database (messages whose
+  ``source_import`` is the import), so a batch retried after a crash never
+  counts a message twice.
+- Large files are split into chunk files of parsed messages
+  (``media_dir/imports/<import_id>/chunk-N.json``) that several workers store
+  in parallel; each chunk is marked done on the ``Import`` row under a row
+  lock, and the worker that marks the last chunk finishes the import.
+
+Time zones: the export shows wall-clock times of the phone, read here in the
+user's time zone. A time that falls twice (the hour repeated when clocks go
+back) takes its first occurrence, unless that would put the message before
+the one above it while the second occurrence would not. A time that does not
+exist (the hour skipped when clocks go forward) is read with the offset in
+force before the change, which moves it forward by the length of the gap,
+as the phone's clock did.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import mimetypes
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import peewee
+
+from wallie.db.fields import utcnow
+from wallie.db.models import Attachment as AttachmentRow
+from wallie.db.models import Contact, Import, Message, User
+from wallie.errors import NotFound, WallieError
+from wallie.logging import get_logger
+from wallie.settings import Settings
+from wallie.storage import (
+    add_participants,
+    find_contact,
+    find_or_create_contact,
+    insert_messages,
+    touch_conversation,
+    upsert_conversation,
+)
+from wallie.whatsapp import (
+    Attachment,
+    ParsedExport,
+    ParsedMessage,
+    extract_member,
+    normalize_phone,
+    parse_export,
+)
+
+logger = get_logger(__name__)
+
+#: Channel name of WhatsApp conversations and messages.
+CHANNEL = "whatsapp"
+
+#: Messages stored per call of ``insert_messages``; also its INSERT batch.
+BATCH_SIZE = 500
+
+#: Messages per chunk file of a batch import.
+CHUNK_SIZE = 5_000
+
+#: Batches between two progress updates of the ``Import`` row.
+PROGRESS_EVERY = 10
+
+#: Bytes read at a time while hashing an upload (1 MiB).
+HASH_BLOCK = 1 << 20
+
+#: Regions whose phones show dates month first.
+_MONTH_FIRST_REGIONS = frozenset({"US", "PH", "FM", "MH", "PW", "AS", "GU", "PR", "VI"})
+
+#: Prefixes and suffixes WhatsApp and browsers add to export file names.
+_NAME_PREFIX = re.compile(
+    r"^(?:whatsapp chat (?:with|-)|conversa do whatsapp com|chat de whatsapp con|"
+    r"whatsapp-chat mit|discussion whatsapp avec)\s*",
+    re.IGNORECASE,
+)
+_NAME_SUFFIX = re.compile(r"\s*\(\d+\)$")
+
+
+class MeRequiredError(WallieError):
+    """Raised when the participant who is the user cannot be settled.
+
+    Attributes:
+      source: The export that was read.
+      participants: The chat's participants, sorted.
+      given: The ``me`` value that matched no participant, or None when none was given.
+    """
+
+    def __init__(self, source: str, participants: list[str], given: str | None) -> None:
+        listed = ", ".join(repr(name) for name in participants)
+        if given is None:
+            start = f"Cannot tell which participant of {source} is you"
+        else:
+            start = f"No participant of {source} is {given!r}"
+        super().__init__(f"{start}. Pass me= one of: {listed}. Nothing was stored.")
+        self.source = source
+        self.participants = participants
+        self.given = given
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """A chat participant as the parser shows it."""
+
+    display: str
+    phone: str | None
+    label: str
+
+
+@dataclass(slots=True)
+class Survey:
+    """Findings of the first pass over an export."""
+
+    source: str
+    total: int = 0
+    system: int = 0
+    media: int = 0
+    first: datetime.datetime | None = None
+    last: datetime.datetime | None = None
+    senders: dict[tuple[str, str | None], Sender] = field(default_factory=dict)
+    participants: list[str] = field(default_factory=list)
+    date_order: str = ""
+    date_order_source: str = ""
+    unparsed_lines: int = 0
+    unparsed_samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportPlan:
+    """Everything a worker needs to store messages of one import.
+
+    Attributes:
+      user_id: Owner of the import.
+      import_id: The ``Import`` row.
+      conversation_id: The chat's conversation.
+      contacts: Contact id per sender, keyed ``display\\x1fphone``.
+      self_contact_id: The contact that stands for the user.
+      time_zone: IANA zone the export's times are read in.
+      archive: Path of the zip export, for media, or None for a text export.
+      media_dir: Folder that attachment paths are relative to.
+    """
+
+    user_id: int
+    import_id: int
+    conversation_id: int
+    contacts: dict[str, int]
+    self_contact_id: int
+    time_zone: str
+    archive: str | None
+    media_dir: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the plan as a JSON-ready mapping."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImportPlan:
+        """Build a plan from :meth:`to_json` output."""
+        return cls(**data)
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """Outcome of an import, with the numbers of ``import whatsapp --json``."""
+
+    import_id: int
+    conversation_id: int
+    status: str
+    stats: dict[str, Any]
+    voice_note_ids: list[int] = field(default_factory=list)
+    batched: bool = False
+
+
+#: Called with messages done and messages in the export.
+Progress = Callable[[int, int], None]
+
+
+def sender_key(display: str, phone: str | None) -> str:
+    """Return the key of a sender in :attr:`ImportPlan.contacts`."""
+    return f"{display}\x1f{phone or ''}"
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """Return the hex SHA-256 and the size in bytes of ``path``."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as stream:
+        while block := stream.read(HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+
+    return digest.hexdigest(), size
+
+
+def region_of(locale: str) -> str | None:
+    """Return the region of a locale such as ``pt-BR``, or None for ``en``."""
+    parts = re.split(r"[-_]", locale or "")
+    if len(parts) > 1 and len(parts[-1]) == 2 and parts[-1].isalpha():
+        return parts[-1].upper()
+
+    return None
+
+
+def user_zone(user: User) -> ZoneInfo:
+    """Return the user's time zone, UTC when the stored name is unknown."""
+    try:
+        return ZoneInfo(user.time_zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning("User %s has an unknown time zone; reading times as UTC.", user.id)
+        return ZoneInfo("UTC")
+
+
+def chat_name(path: Path) -> str:
+    """Return the chat's name from an export file name.
+
+    Examples:
+      >>> chat_name(Path("WhatsApp Chat with Ana Souza (1).zip"))
+      'Ana Souza'
+    """
+    stem = _NAME_SUFFIX.sub("", path.stem)
+    return _NAME_PREFIX.sub("", stem).strip() or stem
+
+
+def conversation_key(name: str, participants: Iterable[str]) -> str:
+    """Return the conversation's external id: the chat name and sorted participants."""
+    material = "\x1f".join([name.casefold(), *sorted(participants)])
+    return "wa-" + hashlib.sha256(material.encode()).hexdigest()[:40]
+
+
+class LocalClock:
+    """Turn the export's naive wall-clock times into aware UTC times."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.previous: datetime.datetime | None = None
+        self._cache: dict[datetime.datetime, tuple[datetime.datetime, datetime.datetime]] = {}
+
+    def to_utc(self, naive: datetime.datetime) -> datetime.datetime:
+        """Return ``naive`` read in the zone, as aware UTC; see the module notes."""
+        both = self._cache.get(naive)
+        if both is None:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            first = naive.replace(tzinfo=self.zone).astimezone(datetime.UTC)
+            second = naive.replace(tzinfo=self.zone, fold=1).astimezone(datetime.UTC)
+            both = self._cache[naive] = (first, second)
+
+        first, second = both
+        chosen = first
+        if second > first and self.previous is not None and first < self.previous <= second:
+            chosen = second
+        self.previous = chosen
+        return chosen
+
+
+def survey(
+    chat: ParsedExport, region: str | None = None, spool: BinaryIO | None = None
+) -> Survey:
+    """Read the export once and gather senders, counts and the time range.
+
+    Parameters:
+      chat: The opened export.
+      region: Region for numbers without a country code.
+      spool: File that receives the messages, pickled in batches, so the
+        import reads them back instead of parsing the export a second time.
+
+    Raises:
+      NoMessagesError: When the export gives no message.
+      ExportEncodingError: When its bytes do not decode.
+    """
+    found = Survey(source=chat.source)
+    pending: list[tuple[Any, ...]] = []
+    for message in chat.messages():
+        if spool is not None:
+            pending.append(_pack(message))
+            if len(pending) == BATCH_SIZE:
+                pickle.dump(pending, spool, pickle.HIGHEST_PROTOCOL)
+                pending = []
+        found.total += 1
+        if found.first is None or message.timestamp < found.first:
+            found.first = message.timestamp
+        if found.last is None or message.timestamp > found.last:
+            found.last = message.timestamp
+        found.media += len(message.attachments)
+        if message.kind == "system":
+            found.system += 1
+            continue
+
+        pair = (message.sender or "", message.sender_phone)
+        if pair not in found.senders:
+            found.senders[pair] = _sender(pair[0], pair[1], region)
+
+    if spool is not None and pending:
+        pickle.dump(pending, spool, pickle.HIGHEST_PROTOCOL)
+    report = chat.report
+    found.participants = chat.participants
+    found.date_order = chat.date_order
+    found.date_order_source = chat.date_order_source
+    found.unparsed_lines = report.unparsed_lines
+    found.unparsed_samples = [asdict(sample) for sample in report.unparsed_samples]
+    return found
+
+
+def _pack(message: ParsedMessage) -> tuple[Any, ...]:
+    """Return a message as a tuple, which pickles several times faster."""
+    return (
+        message.timestamp, message.sender, message.sender_phone, message.text,
+        message.kind, message.system_event,
+        tuple((a.kind, a.file_name, a.needs_transcription, a.member)
+              for a in message.attachments),
+        message.is_deleted, message.is_edited, message.is_location, message.key,
+        message.line_number,
+    )
+
+
+def _unpack(item: tuple[Any, ...]) -> ParsedMessage:
+    (stamp, sender, phone, text, kind, event, media, deleted, edited, location, key,
+     line) = item
+    return ParsedMessage(
+        timestamp=stamp, sender=sender, sender_phone=phone, text=text, kind=kind,
+        system_event=event, attachments=tuple(Attachment(*entry) for entry in media),
+        is_deleted=deleted, is_edited=edited, is_location=location, key=key,
+        line_number=line,
+    )
+
+
+def _sender(display: str, phone: str | None, region: str | None) -> Sender:
+    number_only = phone is not None and normalize_phone(display, region) is not None
+    return Sender(display, phone, phone if number_only and phone else display)
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def resolve_me(
+    user: User, found: Survey, me: str | None, region: str | None
+) -> Sender:
+    """Return the participant who is the user.
+
+    With ``me``, the participant whose name, label or number matches it.
+    Without, the participant named like the user, else the one matching a
+    contact already marked as the user's own. Nothing else is guessed: a
+    wrong guess would swap inbound and outbound for the whole chat.
+
+    Raises:
+      MeRequiredError: When no rule settles it, listing the participants.
+    """
+    senders = list(found.senders.values())
+    if me is not None:
+        phone = normalize_phone(me, region)
+        matches = [
+            sender
+            for sender in senders
+            if _fold(me) in (_fold(sender.display), _fold(sender.label))
+            or (phone is not None and sender.phone == phone)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        raise MeRequiredError(found.source, found.participants, me)
+
+    if user.name:
+        named = [sender for sender in senders if _fold(sender.display) == _fold(user.name)]
+        if len(named) == 1:
+            return named[0]
+
+    own = []
+    for sender in senders:
+        contact = find_contact(user, phone=sender.phone, name=sender.display)
+        if contact is not None and contact.is_self:
+            own.append(sender)
+    if len(own) == 1:
+        return own[0]
+
+    raise MeRequiredError(found.source, found.participants, None)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A surveyed export whose import row and contacts exist.
+
+    Attributes:
+      spool: The export's messages, pickled in batches by the survey.
+      survey: What the survey found.
+      plan: What storing the messages needs.
+    """
+
+    spool: BinaryIO
+    survey: Survey
+    plan: ImportPlan
+
+    def messages(self) -> Iterator[ParsedMessage]:
+        """Yield the spooled messages in file order."""
+        self.spool.seek(0)
+        while True:
+            try:
+                batch = pickle.load(self.spool)
+            except EOFError:
+                return
+            yield from (_unpack(item) for item in batch)
+
+    def close(self) -> None:
+        """Delete the spool."""
+        self.spool.close()
+
+
+def prepare(
+    user: User,
+    path: Path,
+    settings: Settings,
+    *,
+    me: str | None = None,
+    date_order: str | None = None,
+    source_name: str | None = None,
+    status: str = "running",
+) -> Prepared:
+    """Survey an export, settle ``me``, then create the import, contacts and chat.
+
+    The export is parsed once; its messages are spooled to a temporary file
+    that the caller reads and closes. Nothing is stored when this raises.
+
+    Raises:
+      WhatsAppError: When the file is not a readable export.
+      MeRequiredError: When the user's participant cannot be settled.
+    """
+    region = region_of(user.locale)
+    fallback = "mdy" if region in _MONTH_FIRST_REGIONS else "dmy"
+    name = source_name or path.name
+    spool = tempfile.TemporaryFile()
+    try:
+        with parse_export(
+            path, date_order=date_order, fallback_date_order=fallback,
+            default_region=region, name=name,
+        ) as chat:
+            found = survey(chat, region, spool)
+        self_sender = resolve_me(user, found, me, region)
+        sha256, size = file_digest(path)
+        plan = _store_plan(user, path, settings, found, self_sender, name, sha256, size,
+                           status)
+    except BaseException:
+        spool.close()
+        raise
+
+    return Prepared(spool, found, plan)
+
+
+def _store_plan(
+    user: User,
+    path: Path,
+    settings: Settings,
+    found: Survey,
+    self_sender: Sender,
+    name: str,
+    sha256: str,
+    size: int,
+    status: str,
+) -> ImportPlan:
+    contacts: dict[str, int] = {}
+    for (display, phone), sender in found.senders.items():
+        is_number = sender.label == phone
+        contact = find_or_create_contact(
+            user,
+            name=display if not is_number else (phone or display),
+            phone=phone,
+            is_self=sender == self_sender,
+            match_name=not is_number,
+        )
+        contacts[sender_key(display, phone)] = contact.id
+
+    self_id = contacts[sender_key(self_sender.display, self_sender.phone)]
+    others = [label for label in found.participants if label != self_sender.label]
+    title = chat_name(path) if len(others) != 1 else others[0]
+    is_group = len(found.participants) > 2
+    other_ids = [cid for cid in contacts.values() if cid != self_id]
+    conversation = upsert_conversation(
+        user, CHANNEL, conversation_key(chat_name(Path(name)), found.participants),
+        title=title[:500], is_group=is_group,
+        contact=Contact.get_by_id(other_ids[0]) if len(other_ids) == 1 else None,
+    )
+    add_participants(conversation, [Contact.get_by_id(cid) for cid in contacts.values()])
+    row = Import.create(
+        user=user, kind="whatsapp", source_name=name[:500], sha256=sha256,
+        status=status, size_bytes=size, stats=_base_stats(found),
+    )
+    plan = ImportPlan(
+        user_id=user.id, import_id=row.id, conversation_id=conversation.id,
+        contacts=contacts, self_contact_id=self_id, time_zone=str(user_zone(user)),
+        archive=str(path) if _is_zip(path) else None, media_dir=str(settings.media_dir),
+    )
+    stats = dict(row.stats)
+    stats["plan"] = plan.to_json()
+    Import.update(stats=stats).where(Import.id == row.id).execute()
+    logger.info("Created import %s of %s for user %s.", row.id, name, user.id)
+    return plan
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as stream:
+        return stream.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _base_stats(found: Survey) -> dict[str, Any]:
+    return {
+        "parsed_messages": found.total,
+        "parsed_system_messages": found.system,
+        "parsed_media": found.media,
+        "participants": found.participants,
+        "date_order": found.date_order,
+        "date_order_source": found.date_order_source,
+        "unparsed_lines": found.unparsed_lines,
+        "unparsed_samples": found.unparsed_samples,
+        "first_local": found.first.isoformat() if found.first else None,
+        "last_local": found.last.isoformat() if found.last else None,
+        "progress": {"messages_done": 0, "messages_total": found.total},
+    }
+
+
+def store_messages(plan: ImportPlan, messages: list[ParsedMessage], clock: LocalClock) -> int:
+    """Store one batch of messages and their attachments; return how many were new.
+
+    Safe to repeat: messages already stored are skipped, and attachments are
+    added only to this import's messages that have none yet.
+    """
+    rows = []
+    with_media: dict[str, ParsedMessage] = {}
+    media_times: list[datetime.datetime] = []
+    for message in messages:
+        external_id = f"{plan.conversation_id}:{message.key}"
+        if message.kind == "system":
+            sender, direction = None, "system"
+        else:
+            sender = plan.contacts[sender_key(message.sender or "", message.sender_phone)]
+            direction = "outbound" if sender == plan.self_contact_id else "inbound"
+        rows.append({
+            "user": plan.user_id,
+            "channel": CHANNEL,
+            "external_id": external_id,
+            "conversation": plan.conversation_id,
+            "sender": sender,
+            "source_import": plan.import_id,
+            "direction": direction,
+            "sent_at": clock.to_utc(message.timestamp),
+            "subject": "",
+            "body": message.text,
+            "is_deleted": message.is_deleted,
+            "is_edited": message.is_edited,
+            "labels": ["location"] if message.is_location else [],
+        })
+        if message.attachments:
+            with_media[external_id] = message
+            media_times.append(rows[-1]["sent_at"])
+
+    inserted = insert_messages(rows)
+    if with_media:
+        _store_attachments(plan, with_media, min(media_times), max(media_times))
+    return inserted
+
+
+def _store_attachments(
+    plan: ImportPlan,
+    with_media: dict[str, ParsedMessage],
+    earliest: datetime.datetime,
+    latest: datetime.datetime,
+) -> None:
+    """Add attachment rows to this import's messages of the batch that lack them."""
+    # The time range lets PostgreSQL use the (conversation, sent_at) index.
+    # Right after a bulk insert its statistics are stale, and with only the
+    # external ids it filtered every message of the user or the import.
+    stored = (
+        Message.select(Message.id, Message.external_id, Message.source_import)
+        .where(
+            (Message.conversation == plan.conversation_id)
+            & (Message.sent_at >= earliest)
+            & (Message.sent_at <= latest)
+            & (Message.external_id.in_(list(with_media)))
+        )
+    )
+    ids = {
+        row.external_id: row.id
+        for row in stored
+        if row.source_import_id == plan.import_id
+    }
+    if not ids:
+        return
+
+    done = {
+        row.message_id
+        for row in AttachmentRow.select(AttachmentRow.message).where(
+            AttachmentRow.message.in_(list(ids.values()))
+        )
+    }
+    rows = []
+    for external_id, message_id in ids.items():
+        if message_id in done:
+            continue
+        for attachment in with_media[external_id].attachments:
+            rows.append(_attachment_row(plan, message_id, attachment))
+
+    if rows:
+        AttachmentRow.insert_many(rows).execute()
+
+
+def _attachment_row(plan: ImportPlan, message_id: int, attachment: Attachment) -> dict[str, Any]:
+    path = ""
+    size = 0
+    if plan.archive and attachment.member:
+        media_dir = Path(plan.media_dir)
+        folder = media_dir / str(plan.user_id) / str(plan.import_id)
+        target = extract_member(plan.archive, attachment.member, folder)
+        path = target.relative_to(media_dir.resolve()).as_posix()
+        size = target.stat().st_size
+
+    if attachment.needs_transcription:
+        status = "pending" if path else "missing"
+    else:
+        status = ""
+    content_type = ""
+    if attachment.file_name:
+        content_type = mimetypes.guess_type(attachment.file_name)[0] or ""
+        if attachment.file_name.lower().endswith(".opus"):
+            content_type = "audio/ogg"
+    return {
+        "user": plan.user_id,
+        "message": message_id,
+        "kind": attachment.kind,
+        "file_name": attachment.file_name or "",
+        "content_type": content_type,
+        "size_bytes": size,
+        "path": path,
+        "transcription_status": status,
+        "created_at": utcnow(),
+    }
+
+
+def batches(messages: Iterable[ParsedMessage], size: int) -> Iterator[list[ParsedMessage]]:
+    """Yield lists of up to ``size`` messages."""
+    batch: list[ParsedMessage] = []
+    for message in messages:
+        batch.append(message)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def import_whatsapp(
+    user: User,
+    path: str | os.PathLike[str],
+    settings: Settings,
+    *,
+    me: str | None = None,
+    date_order: str | None = None,
+    source_name: str | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a WhatsApp export for ``user`` in this process.
+
+    Parameters:
+      user: The owner; their time zone and locale shape the reading.
+      path: The ``.txt`` or ``.zip`` export.
+      settings: Gives the media folder.
+      me: The participant who is the user, by name or number.
+      date_order: ``dmy``, ``mdy`` or ``ymd`` to force the date order.
+      source_name: Name shown for the file, by default its file name.
+      progress: Called with messages done and the total after each batch.
+
+    Returns:
+      The import's id, conversation, status and numbers.
+
+    Raises:
+      WhatsAppError: When the file is not a readable export; nothing is stored.
+      MeRequiredError: When ``me`` is missing and unclear; nothing is stored.
+    """
+    prepared = prepare(user, Path(path), settings, me=me, date_order=date_order,
+                       source_name=source_name)
+    plan = prepared.plan
+    try:
+        clock = LocalClock(ZoneInfo(plan.time_zone))
+        done = 0
+        for number, batch in enumerate(batches(prepared.messages(), BATCH_SIZE), 1):
+            store_messages(plan, batch, clock)
+            done += len(batch)
+            if progress is not None:
+                progress(done, prepared.survey.total)
+            if number % PROGRESS_EVERY == 0:
+                _record_progress(plan.import_id, done, prepared.survey.total)
+    except BaseException as error:
+        _fail(plan.import_id, error)
+        raise
+    finally:
+        prepared.close()
+
+    return finish(plan.import_id)
+
+
+def _record_progress(import_id: int, done: int, total: int) -> None:
+    row = Import.get_by_id(import_id)
+    stats = dict(row.stats)
+    stats["progress"] = {**stats.get("progress", {}), "messages_done": done,
+                         "messages_total": total}
+    Import.update(stats=stats).where(Import.id == import_id).execute()
+
+
+def _fail(import_id: int, error: BaseException) -> None:
+    Import.update(status="failed", error=str(error)[:2000], finished_at=utcnow()).where(
+        Import.id == import_id
+    ).execute()
+    logger.error("Import %s failed: %s.", import_id, type(error).__name__)
+
+
+def finish(import_id: int) -> ImportResult:
+    """Count what the import stored, mark it done or partial, and return its result.
+
+    Counts come from the database, so a retried batch is never counted twice.
+    """
+    row = Import.get_by_id(import_id)
+    stats = dict(row.stats)
+    plan = ImportPlan.from_json(stats["plan"])
+    mine = Message.select().where(Message.source_import == import_id)
+    chat_count = mine.where(Message.direction != "system").count()
+    system_count = mine.where(Message.direction == "system").count()
+    media = (
+        AttachmentRow.select()
+        .join(Message)
+        .where(Message.source_import == import_id)
+    )
+    voice_ids = [
+        item.id for item in media.where(AttachmentRow.transcription_status == "pending")
+    ]
+    zone = ZoneInfo(plan.time_zone)
+    stats.update(
+        messages=chat_count,
+        system_messages=system_count,
+        media=media.count(),
+        duplicates_skipped=stats["parsed_messages"] - chat_count - system_count,
+        first_message_at=_local_iso(stats.get("first_local"), zone),
+        last_message_at=_local_iso(stats.get("last_local"), zone),
+        import_id=import_id,
+        conversation_id=plan.conversation_id,
+    )
+    stats["progress"] = {**stats.get("progress", {}),
+                         "messages_done": stats["parsed_messages"]}
+    status = "partial" if stats.get("unparsed_lines") else "done"
+    Import.update(status=status, stats=stats, finished_at=utcnow(),
+                  processed_bytes=row.size_bytes).where(Import.id == import_id).execute()
+    touch_conversation(plan.conversation_id)
+    logger.info(
+        "Import %s stored %d messages and %d system events and skipped %d duplicates.",
+        import_id, chat_count, system_count, stats["duplicates_skipped"],
+    )
+    return ImportResult(import_id, plan.conversation_id, status, stats, voice_ids,
+                        batched="chunks_total" in stats)
+
+
+def _local_iso(local: str | None, zone: ZoneInfo) -> str | None:
+    if local is None:
+        return None
+    return LocalClock(zone).to_utc(datetime.datetime.fromisoformat(local)).astimezone(
+        zone
+    ).isoformat()
+
+
+def public_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """Return the stats without the internal plan, for output."""
+    return {key: value for key, value in stats.items() if key != "plan"}
+
+
+# Batch imports: chunk files written once, stored by several workers.
+
+
+def chunk_folder(settings: Settings, import_id: int) -> Path:
+    """Return the folder of an import's chunk files."""
+    return settings.media_dir / "imports" / str(import_id)
+
+
+def _encode(message: ParsedMessage) -> list[Any]:
+    return [
+        message.key, message.timestamp.isoformat(), message.sender, message.sender_phone,
+        message.text, message.kind, message.system_event,
+        [[a.kind, a.file_name, a.needs_transcription, a.member] for a in message.attachments],
+        message.is_deleted, message.is_edited, message.is_location, message.line_number,
+    ]
+
+
+def _decode(item: list[Any]) -> ParsedMessage:
+    (key, stamp, sender, phone, text, kind, event, media, deleted, edited, location,
+     line) = item
+    return ParsedMessage(
+        timestamp=datetime.datetime.fromisoformat(stamp), sender=sender,
+        sender_phone=phone, text=text, kind=kind, system_event=event,
+        attachments=tuple(Attachment(*entry) for entry in media), is_deleted=deleted,
+        is_edited=edited, is_location=location, key=key, line_number=line,
+    )
+
+
+def split_into_chunks(
+    user: User,
+    path: str | os.PathLike[str],
+    settings: Settings,
+    *,
+    me: str | None = None,
+    date_order: str | None = None,
+    source_name: str | None = None,
+    chunk_size: int | None = None,
+) -> tuple[int, int]:
+    """Prepare a batch import and write its messages as chunk files.
+
+    Each chunk file holds the parsed messages of one range, so workers store
+    them without reading the export again. Files are written under a
+    temporary name and renamed, so a worker never reads half a chunk.
+
+    Returns:
+      The import id and the number of chunks.
+
+    Raises:
+      WhatsAppError: When the file is not a readable export; nothing is stored.
+      MeRequiredError: When ``me`` is missing and unclear; nothing is stored.
+    """
+    prepared = prepare(user, Path(path), settings, me=me, date_order=date_order,
+                       source_name=source_name, status="splitting")
+    import_id = prepared.plan.import_id
+    folder = chunk_folder(settings, import_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    size = chunk_size or CHUNK_SIZE
+    try:
+        for count, chunk in enumerate(batches(prepared.messages(), size), 1):
+            target = folder / f"chunk-{count}.json"
+            temporary = target.with_suffix(".tmp")
+            with open(temporary, "w", encoding="utf-8") as stream:
+                json.dump([_encode(message) for message in chunk], stream,
+                          ensure_ascii=False)
+            os.replace(temporary, target)
+    except BaseException as error:
+        _fail(import_id, error)
+        raise
+    finally:
+        prepared.close()
+
+    stats = dict(Import.get_by_id(import_id).stats)
+    stats.update(chunks_total=count, chunks_done=[])
+    Import.update(status="running", stats=stats).where(Import.id == import_id).execute()
+    logger.info("Split import %s into %d chunks.", import_id, count)
+    return import_id, count
+
+
+@contextmanager
+def _locked(import_id: int) -> Iterator[Import]:
+    """Hold a write lock on the import row for the block."""
+    database = Import._meta.database
+    if isinstance(getattr(database, "obj", database), peewee.SqliteDatabase):
+        with database.atomic("IMMEDIATE"):
+            yield Import.get_by_id(import_id)
+        return
+
+    with database.atomic():
+        yield Import.select().where(Import.id == import_id).for_update().get()
+
+
+def store_chunk(
+    settings: Settings, import_id: int, chunk: int, *, user_id: int | None = None
+) -> ImportResult | None:
+    """Store chunk ``chunk`` of a batch import; finish the import after the last one.
+
+    Safe to run again after a crash: rows already stored are skipped, and a
+    chunk marked done is not read again.
+
+    Returns:
+      The import's result when this call finished the import, else None.
+
+    Raises:
+      NotFound: When the import or its chunk file is missing.
+    """
+    row = Import.get_or_none(Import.id == import_id)
+    if row is None or (user_id is not None and row.user_id != user_id):
+        raise NotFound("import", import_id)
+    if chunk in row.stats.get("chunks_done", []):
+        logger.info("Chunk %d of import %s is already stored.", chunk, import_id)
+        return None
+
+    path = chunk_folder(settings, import_id) / f"chunk-{chunk}.json"
+    if not path.is_file():
+        raise NotFound("chunk file", str(path), "Split the import again.")
+
+    plan = ImportPlan.from_json(row.stats["plan"])
+    with open(path, encoding="utf-8") as stream:
+        messages = [_decode(item) for item in json.load(stream)]
+    clock = LocalClock(ZoneInfo(plan.time_zone))
+    for batch in batches(messages, BATCH_SIZE):
+        store_chunk_batch(plan, batch, clock)
+
+    return _mark_chunk(import_id, chunk, len(messages))
+
+
+def store_chunk_batch(plan: ImportPlan, batch: list[ParsedMessage], clock: LocalClock) -> int:
+    """Store one batch of a chunk; a seam where tests simulate a crash."""
+    return store_messages(plan, batch, clock)
+
+
+def _mark_chunk(import_id: int, chunk: int, size: int) -> ImportResult | None:
+    with _locked(import_id) as row:
+        stats = dict(row.stats)
+        done = sorted(set(stats.get("chunks_done", [])) | {chunk})
+        stats["chunks_done"] = done
+        progress = dict(stats.get("progress", {}))
+        progress["chunks_done"] = len(done)
+        progress["chunks_total"] = stats.get("chunks_total", 0)
+        stats["progress"] = progress
+        last = len(done) == stats.get("chunks_total") and row.status == "running"
+        Import.update(stats=stats, status="finishing" if last else row.status).where(
+            Import.id == import_id
+        ).execute()
+
+    logger.info("Stored chunk %d of import %s (%d messages).", chunk, import_id, size)
+    if not last:
+        return None
+
+    return finish(import_id)
