@@ -14,6 +14,7 @@ Debounce, then GlassCeiling.  Dramatiq calls
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,24 @@ _broker: dramatiq.Broker | None = None
 _declared: list[dramatiq.Actor[Any, Any]] = []
 
 
+class _ReturnValueNoticeFilter(logging.Filter):
+    """Drop Dramatiq's warning that an actor's return value is discarded.
+
+    Actors return a short summary (a status, counts) for code that calls
+    them directly; run history records every outcome, so the Results
+    middleware is not installed and the warning would repeat on every run.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned a value that is not None" not in str(record.msg)
+
+
+def _quiet_return_value_notices() -> None:
+    worker_logger = logging.getLogger("dramatiq.worker.WorkerThread")
+    if not any(isinstance(item, _ReturnValueNoticeFilter) for item in worker_logger.filters):
+        worker_logger.addFilter(_ReturnValueNoticeFilter())
+
+
 def build_middleware(settings: Settings) -> list[Middleware]:
     """Return the middleware stack, in the order the broker runs it."""
     flush_interval_ms = 0 if settings.embedded else DEFAULT_FLUSH_INTERVAL_MS
@@ -65,6 +84,7 @@ def build_middleware(settings: Settings) -> list[Middleware]:
 def make_broker(settings: Settings) -> dramatiq.Broker:
     """Create the broker that ``settings`` call for, with the full stack."""
     middleware = build_middleware(settings)
+    _quiet_return_value_notices()
     if settings.redis_url is None:
         broker: dramatiq.Broker = StubBroker(middleware=middleware)
         broker.emit_after("process_boot")
