@@ -265,7 +265,7 @@ def test_held_lock_skips_in_run_history(
         lambda mailbox_id, **_: calls.append(mailbox_id) or result_for(mailbox_id),
     )
 
-    with exclusive(key_settings, f"mailbox-sync:{mailbox.id}", 60_000) as acquired:
+    with exclusive(key_settings, jobs.mailbox_lock_key(mailbox), 60_000) as acquired:
         assert acquired is True
         actors.gmail_sync_single_user.send(mailbox.id)
         run_embedded(stub_broker)
@@ -332,7 +332,7 @@ def test_lock_prevents_concurrent_syncs_on_redis(
 
     assert statuses == ["skipped", "synced"]
     client = redis.Redis.from_url(redis_url)
-    assert client.exists(f"{KEY_PREFIX}mailbox-sync:{mailbox.id}") == 0
+    assert client.exists(KEY_PREFIX + jobs.mailbox_lock_key(mailbox)) == 0
 
 
 @pytest.mark.redis

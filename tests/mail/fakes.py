@@ -137,11 +137,14 @@ class FakeGmail:
         subject: str = "Quote for 40 chairs",
         text: str = "Can you send the quote by Friday?",
         days_ago: int = 1,
+        resource_file: str = "gmail/message_full_single_part_text_plain_no_parts.json",
     ) -> None:
-        """Add a message built from a corpus resource, as a new history record."""
-        resource = copy.deepcopy(
-            corpus("gmail/message_full_single_part_text_plain_no_parts.json")
-        )
+        """Add a message built from a corpus resource, as a new history record.
+
+        ``text`` replaces the body of a single-part resource; a multipart one
+        keeps its own parts.
+        """
+        resource = copy.deepcopy(corpus(resource_file))
         moment = NOW - timedelta(days=days_ago)
         headers = {
             "from": sender,
@@ -157,9 +160,10 @@ class FakeGmail:
             }
             for header in resource["payload"]["headers"]
         ]
-        resource["payload"]["body"]["data"] = base64.urlsafe_b64encode(
-            text.encode()
-        ).decode()
+        if not resource["payload"].get("parts"):
+            resource["payload"]["body"]["data"] = base64.urlsafe_b64encode(
+                text.encode()
+            ).decode()
         resource.update(
             id=message_id,
             threadId=thread_id or message_id,

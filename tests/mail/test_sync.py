@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet
 
 from tests.mail.fakes import NOW, FakeGmail, FakeGraph, corpus, serve
 from wallie.db.models import (
+    Attachment,
     Contact,
     Conversation,
     ConversationParticipant,
@@ -163,6 +164,36 @@ def test_gmail_full_then_incremental(
         "m4": (False, ("INBOX", "UNREAD")),
     }
     assert get_cursor(mailbox) == str(fake.history_id)
+
+
+def test_gmail_attachments_stored_once_with_their_message(
+    gmail: tuple[FakeGmail, str], mail_settings: Settings, cipher: TokenCipher
+) -> None:
+    fake, url = gmail
+    fake.add("m1", resource_file="gmail/message_full_mixed_alternative_plus_jpeg_attachments.json")
+    fake.add("m2", resource_file="gmail/message_full_mixed_with_text_plain_attachment.json")
+    fake.add("m3")
+    mailbox = add_mailbox("gmail", cipher)
+
+    run_gmail(mailbox, url, mail_settings, cipher)
+    fake.add("m4")
+    run_gmail(mailbox, url, mail_settings, cipher)
+
+    rows = (
+        Attachment.select(Attachment, Message)
+        .join(Message)
+        .order_by(Message.external_id, Attachment.id)
+    )
+    found = [
+        (row.message.external_id, row.kind, row.content_type, row.size_bytes, row.path)
+        for row in rows
+    ]
+    assert found == [
+        ("m1", "image", "image/jpeg", 66308, ""),
+        ("m1", "image", "image/jpeg", 100446, ""),
+        ("m2", "document", "text/plain", 277400, ""),
+    ]
+    assert all(row.user_id == mailbox.user_id for row in rows)
 
 
 def test_gmail_history_read_twice_applies_once(

@@ -4,7 +4,7 @@ The actors in ``actors/mail.py`` only declare their options and call
 :func:`plan_fan_out` or :func:`run_sync_job`.
 
 * A mailbox syncs in one job at a time. The job takes the lock
-  ``mailbox-sync:{id}`` (in Redis when ``REDIS_URL`` is set, in-process
+  ``mailbox-sync:user:{user_id}:{id}`` (in Redis when ``REDIS_URL`` is set, in-process
   otherwise). A job that finds the lock held is skipped: run history records it
   as ``skipped`` with the reason, and the next periodic run syncs the mailbox.
 * A rate limit raises :class:`dramatiq.Retry` with the provider's hinted wait as
@@ -165,7 +165,7 @@ def run_sync_job(
     if mailbox.state != "active":
         return _skip(mailbox_id, f"Mailbox {mailbox_id} is {mailbox.state}.")
 
-    with exclusive(settings, f"mailbox-sync:{mailbox_id}", LOCK_TTL_MS) as acquired:
+    with exclusive(settings, mailbox_lock_key(mailbox), LOCK_TTL_MS) as acquired:
         if not acquired:
             return _skip(
                 mailbox_id, f"Another job is syncing mailbox {mailbox_id} already."
@@ -213,6 +213,15 @@ def _needs_reconnect(
         reason=error.reason,
         notification_id=item.id if item is not None else None,
     )
+
+
+def mailbox_lock_key(mailbox: Mailbox) -> str:
+    """Return the name of the lock that one sync of ``mailbox`` holds.
+
+    It contains ``:user:{user_id}:`` like every per-user key, so deleting
+    the account finds a lock left by a killed job.
+    """
+    return f"mailbox-sync:user:{mailbox.user_id}:{mailbox.id}"
 
 
 def _skip(mailbox_id: int, reason: str) -> JobOutcome:

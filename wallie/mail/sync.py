@@ -25,6 +25,8 @@ from typing import Any
 import httplib2
 from google.oauth2.credentials import Credentials
 
+from wallie.db.fields import utcnow
+from wallie.db.models import Attachment as AttachmentRow
 from wallie.db.models import Contact, Mailbox, Message, User
 from wallie.errors import WallieError
 from wallie.logging import get_logger
@@ -48,7 +50,7 @@ from .mailboxes import (
     set_cursor,
     store_token,
 )
-from .message import Address, MailMessage
+from .message import Address, Attachment, MailMessage
 from .outlook import (
     DEFAULT_FOLDERS,
     DEFAULT_PAGE_SIZE,
@@ -240,11 +242,43 @@ class MailStore:
             rows.append(self._row(message))
             touched.add(rows[-1]["conversation"])
 
-        self.tally.stored += insert_messages(rows)
+        with Message._meta.database.atomic():
+            self.tally.stored += insert_messages(rows)
+            self._add_attachments([m for m in messages if m.external_id not in known])
+
         for conversation_id in touched:
             touch_conversation(conversation_id)
 
         self.tally.conversation_ids.update(touched)
+
+    def _add_attachments(self, messages: Sequence[MailMessage]) -> None:
+        """Store the attachment metadata of newly stored ``messages``.
+
+        Runs in the transaction that stored the messages, so a sync killed
+        between the two writes leaves neither, and the rerun stores both.
+        The content stays at the provider; ``path`` stays empty.
+        """
+        with_files = {m.external_id: m.attachments for m in messages if m.attachments}
+        if not with_files:
+            return
+
+        stored = self._messages(with_files).select(Message.id, Message.external_id)
+        now = utcnow()
+        rows = [
+            {
+                "user": self.user.id,
+                "message": row.id,
+                "kind": attachment_kind(attachment),
+                "file_name": attachment.filename[:500],
+                "content_type": attachment.mime_type[:200],
+                "size_bytes": max(attachment.size, 0),
+                "created_at": now,
+            }
+            for row in stored
+            for attachment in with_files[row.external_id]
+        ]
+        for start in range(0, len(rows), 500):
+            AttachmentRow.insert_many(rows[start : start + 500]).execute()
 
     def _row(self, message: MailMessage) -> dict[str, Any]:
         counterparts = self._counterparts(message)
@@ -324,6 +358,19 @@ class MailStore:
                 Message.id == message.id
             ).execute()
             self.tally.deleted += 1
+
+
+def attachment_kind(attachment: Attachment) -> str:
+    """Return the stored kind of a mail attachment from its MIME type.
+
+    Examples:
+      >>> attachment_kind(Attachment("a.pdf", "application/pdf", 10, None))
+      'document'
+      >>> attachment_kind(Attachment("v.ogg", "audio/ogg", 10, None))
+      'audio'
+    """
+    major = attachment.mime_type.split("/", 1)[0].lower()
+    return major if major in ("image", "audio", "video") else "document"
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
