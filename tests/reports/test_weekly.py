@@ -6,7 +6,7 @@ import peewee
 import pytest
 
 from tests.reports import factories
-from wallie.db.models import User
+from wallie.db.models import LeadScore, User
 from wallie.reports.weekly import build_weekly_report, queue_weekly_report, render_weekly_report
 
 #: Monday of ISO week 2026-W10; the week before starts on 23 February.
@@ -31,7 +31,7 @@ def _weeks(owner: User) -> None:
     factories.message(chat, "outbound", _at(before, 10))
     factories.message(chat, "inbound", _at(MONDAY, 9))
     factories.message(chat, "outbound", _at(MONDAY, 11))
-    factories.message(chat, "inbound", _at(MONDAY + timedelta(days=1), 9), labels=["purchase"])
+    factories.message(chat, "inbound", _at(MONDAY + timedelta(days=1), 9))
     factories.score(owner, ana, 50, _at(before, 12))
     factories.score(owner, ana, 80, _at(MONDAY, 12))
     factories.reminder(owner, "Kept", _at(MONDAY, 15), status="done")
@@ -49,7 +49,26 @@ def test_report_compares_two_weeks(sam: User) -> None:
     assert (report.current.new_leads, report.previous.new_leads) == (0, 1)
     assert (report.current.reminders_kept, report.current.reminders_missed) == (1, 1)
     assert report.current.conversions == 1
+    assert report.previous.conversions == 0
     assert report.current.top_clients == [("Ana", 3)]
+
+
+def test_conversions_count_crossings_and_stated_intent(sam: User) -> None:
+    _weeks(sam)
+    bob = factories.contact(sam, "Bob")
+    cleo = factories.contact(sam, "Cleo")
+    stated = LeadScore.create(
+        user=sam, contact=bob, score=55, computed_at=_at(MONDAY, 14),
+        reasons=[{"code": "strong_intent", "points": 0, "text": "Stated they want to buy."}],
+    )
+    factories.score(sam, cleo, 60, _at(MONDAY, 9))
+    factories.score(sam, cleo, 79, _at(MONDAY, 10))
+
+    report = build_weekly_report(sam, MONDAY, AS_OF)
+
+    # Ana crossed 80, Bob stated an intent; Cleo stayed under the threshold.
+    assert stated.score < 80
+    assert report.current.conversions == 2
 
 
 def test_report_insight_on_slower_replies(sam: User) -> None:

@@ -25,7 +25,7 @@ from ..db.models import Contact, Conversation, LeadScore, Message, OutboxItem, R
 from ..logging import get_logger
 from ..notify import MailContent, add_email
 from .render import render_mail
-from .windows import HOT_SCORE, as_utc, chunks, local_day
+from .windows import as_utc, hot_score, chunks, local_day
 
 logger = get_logger(__name__)
 
@@ -74,8 +74,8 @@ class LeadLine:
 
     @property
     def is_hot(self) -> bool:
-        """True when the score is at least :data:`HOT_SCORE`."""
-        return self.score >= HOT_SCORE
+        """True when the score is at least the hot-lead threshold."""
+        return self.score >= hot_score()
 
 
 @dataclass

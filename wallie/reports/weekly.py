@@ -8,9 +8,9 @@ Metrics per week (local Monday 00:00 to the next Monday 00:00):
   user's next message in the same conversation, for replies in the week;
 - reminders kept (due in the week and done) and missed (due in the week,
   already past, and not done);
-- conversions: contacts whose score crossed :data:`HOT_SCORE` upwards in
-  the week, plus conversations with a message labelled
-  :data:`PURCHASE_LABEL` in the week, each counted once;
+- conversions: contacts whose score crossed the hot-lead threshold
+  (``WALLIE_HOT_LEAD_THRESHOLD``) upwards in the week, or who were scored
+  in the week with a stated intent to buy, each counted once;
 - top clients: the contacts with the most messages in the week.
 
 Insights are short sentences from fixed rules comparing the two weeks.
@@ -25,18 +25,16 @@ from datetime import date, datetime, timedelta
 
 from peewee import JOIN, fn
 
+from ..analysis.service import STRONG_INTENT_CODE
 from ..db.fields import utcnow
 from ..db.models import Contact, Conversation, LeadScore, Message, OutboxItem, Reminder, User
 from ..logging import get_logger
 from ..notify import MailContent, add_email
 from .render import render_mail
-from .windows import HOT_SCORE, Window, as_utc, local_week, parse_iso_week
+from .windows import Window, as_utc, hot_score, local_week, parse_iso_week
 
 logger = get_logger(__name__)
 
-#: Label that marks a message with an explicit purchase signal.
-# NOTE: the analyzer that sets message labels may name this signal differently.
-PURCHASE_LABEL = "purchase"
 
 #: Clients listed in the report.
 TOP_CLIENTS = 5
@@ -178,35 +176,24 @@ def _reminders(user_id: int, window: Window, as_of: datetime) -> tuple[int, int]
 
 def _conversions(user_id: int, window: Window) -> int:
     scores = (
-        LeadScore.select(LeadScore.contact, LeadScore.score, LeadScore.computed_at)
+        LeadScore.select(
+            LeadScore.contact, LeadScore.score, LeadScore.computed_at, LeadScore.reasons
+        )
         .where((LeadScore.user == user_id) & (LeadScore.computed_at < window.end))
         .order_by(LeadScore.computed_at, LeadScore.id)
         .tuples()
     )
-    converted: set[str] = set()
+    threshold = hot_score()
+    converted: set[int] = set()
     current: dict[int, int] = {}
-    for contact_id, score, computed_at in scores:
+    for contact_id, score, computed_at, reasons in scores:
         before = current.get(contact_id)
-        crossed = before is not None and before < HOT_SCORE <= score
-        if crossed and computed_at >= window.start:
-            converted.add(f"contact:{contact_id}")
+        crossed = before is not None and before < threshold <= score
+        stated = any(reason.get("code") == STRONG_INTENT_CODE for reason in reasons)
+        if computed_at >= window.start and (crossed or stated):
+            converted.add(contact_id)
 
         current[contact_id] = score
-
-    purchases = (
-        Message.select(Message.conversation, Conversation.contact, Message.labels)
-        .join(Conversation, on=(Message.conversation == Conversation.id))
-        .where(
-            (Message.user == user_id)
-            & (Message.sent_at >= window.start)
-            & (Message.sent_at < window.end)
-            & Message.labels.contains(PURCHASE_LABEL)
-        )
-        .tuples()
-    )
-    for conversation_id, contact_id, labels in purchases:
-        if PURCHASE_LABEL in labels:
-            converted.add(f"contact:{contact_id}" if contact_id else f"conversation:{conversation_id}")
 
     return len(converted)
 

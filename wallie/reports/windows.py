@@ -8,9 +8,15 @@ from typing import Any
 
 from ..db.models import Message
 from ..schedule.local import zone_of
+from ..settings import get_settings
 
-#: A lead is hot from this score (0 to 100) on.
-HOT_SCORE = 70
+def hot_score() -> int:
+    """Return the lead score (0 to 100) from which a contact is hot.
+
+    It is ``WALLIE_HOT_LEAD_THRESHOLD``, the threshold of hot-lead notices,
+    so the reports and the notices agree.
+    """
+    return get_settings().hot_lead_threshold
 
 
 @dataclass(frozen=True)
