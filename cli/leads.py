@@ -124,7 +124,10 @@ def leads_list_command(obj: CliContext, email: str, as_json: bool) -> None:
     for lead in leads:
         click.echo(f"{lead['score']:>3}  {lead['contact']}")
         for reason in lead["reasons"]:
-            click.echo(f"     {reason.get('points', 0):+d}  {reason.get('text', '')}")
+            points = reason.get("points", 0)
+            # A stated intent to buy carries no points: it makes the lead hot by itself.
+            marker = f"{points:+d}" if points else "hot"
+            click.echo(f"     {marker:>4}  {reason.get('text', '')}")
 
 
 @click.command(short_help="Analyse a user's new messages now.")
