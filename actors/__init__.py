@@ -14,6 +14,7 @@ from wallie.broker import setup_broker
 broker = setup_broker()
 
 from .outbox import deliver_outbox, outbox_sweep  # noqa: E402 - needs the broker
+from .safety import safety_limiter  # noqa: E402 - needs the broker
 from .gdpr import knowledge_delete  # noqa: E402 - needs the broker
 from .churn import client_churn_detection  # noqa: E402 - needs the broker
 from .reminders import reminder_check  # noqa: E402 - needs the broker
@@ -25,6 +26,8 @@ from .analysis import (  # noqa: E402 - needs the broker
     hot_lead_notification,
     scoring_analysis,
 )
+from .knowledge import knowledge_batch_import, knowledge_import  # noqa: E402 - needs the broker
+from .audio import audio_received  # noqa: E402 - needs the broker
 from .mail import (  # noqa: E402 - needs the broker
     gmail_sync,
     gmail_sync_single_user,
@@ -37,6 +40,8 @@ __all__ = [
     # Outbox
     "deliver_outbox",
     "outbox_sweep",
+    # Limits and costs
+    "safety_limiter",
     # GDPR
     "knowledge_delete",
     # Schedules and reports
@@ -49,6 +54,11 @@ __all__ = [
     "conversation_analysis",
     "hot_lead_notification",
     "scoring_analysis",
+    # Imports
+    "knowledge_batch_import",
+    "knowledge_import",
+    # Voice notes
+    "audio_received",
     # Mail
     "gmail_sync",
     "gmail_sync_single_user",

@@ -27,7 +27,10 @@ from .jobs import enqueue_command, replay_command, runs_group
 from .reports import report_group, summary_group
 from .schedule import scheduler_command
 from .mailbox import mailbox_group
+from .usage import limits_group, usage_command
 from .leads import analyze_command, leads_group, reminders_group
+from .imports import demo_command, import_group
+from .audio import transcribe_command
 
 
 class WallieGroup(click.Group):
@@ -82,9 +85,14 @@ cli.add_command(scheduler_command, "scheduler")
 cli.add_command(summary_group, "summary")
 cli.add_command(report_group, "report")
 cli.add_command(mailbox_group, "mailbox")
+cli.add_command(usage_command, "usage")
+cli.add_command(limits_group, "limits")
 cli.add_command(reminders_group, "reminders")
 cli.add_command(leads_group, "leads")
 cli.add_command(analyze_command, "analyze")
+cli.add_command(import_group, "import")
+cli.add_command(demo_command, "demo")
+cli.add_command(transcribe_command, "transcribe")
 
 
 def main() -> None:

@@ -147,6 +147,14 @@ def _parse_log_level(name: str, value: str) -> str:
     return level
 
 
+def _parse_transcription_engine(name: str, value: str) -> str:
+    engine = value.strip().lower()
+    if engine not in ("auto", "offline", "openai"):
+        _invalid(name, value, "one of auto, offline, openai")
+
+    return engine
+
+
 def _parse_text(name: str, value: str) -> str:
     return value
 
@@ -247,6 +255,13 @@ VARIABLES: tuple[Variable, ...] = (
         None,
         "gpt-4.1-mini",
         "Chat model of the conversation analysis. Unset: gpt-4o-mini.",
+    ),
+    Variable(
+        "OPENAI_TRANSCRIPTION_MODEL",
+        "openai_transcription_model",
+        None,
+        "whisper-1",
+        "Speech-to-text model of voice note transcription. Unset: gpt-transcribe.",
     ),
     Variable(
         "SMTP_URL",
@@ -365,16 +380,6 @@ VARIABLES: tuple[Variable, ...] = (
         "Days of mail that the first sync of a Gmail mailbox reads.",
         _parse_positive_int,
     ),
-    # Data protection.
-    Variable(
-        "WALLIE_BACKUP_RETENTION_DAYS",
-        "backup_retention_days",
-        "30",
-        "35",
-        "Days database backups are kept; deletion receipts state when erased "
-        "data leaves the last backup.",
-        _parse_positive_int,
-    ),
     # Reports and schedules.
     Variable(
         "WALLIE_CHURN_INACTIVE_DAYS",
@@ -383,6 +388,54 @@ VARIABLES: tuple[Variable, ...] = (
         "21",
         "Days without a message either way after which a client counts as at risk "
         "of churn.",
+        _parse_positive_int,
+    ),
+    # Imports.
+    Variable(
+        "WALLIE_BATCH_IMPORT_BYTES",
+        "batch_import_bytes",
+        "20000000",
+        "50000000",
+        "WhatsApp exports of this many bytes or more are split into chunks that "
+        "several workers store in parallel.",
+        _parse_positive_int,
+    ),
+    # Voice notes.
+    Variable(
+        "WALLIE_TRANSCRIPTION_ENGINE",
+        "transcription_engine",
+        "auto",
+        "offline",
+        "Speech-to-text engine of voice notes: auto (openai when OPENAI_API_KEY is "
+        "set, else offline), offline or openai.",
+        _parse_transcription_engine,
+    ),
+    Variable(
+        "WALLIE_TRANSCRIPTION_MAX_SECONDS",
+        "transcription_max_seconds",
+        "3600",
+        "900",
+        "Longest voice note or recording that is transcribed, in seconds; longer "
+        "audio is rejected with the reason.",
+        _parse_positive_int,
+    ),
+    Variable(
+        "WALLIE_TRANSCRIPTION_MAX_BYTES",
+        "transcription_max_bytes",
+        "734003200",
+        "100000000",
+        "Largest audio file that is transcribed, in bytes (default 700 MiB); larger "
+        "files are rejected before decoding.",
+        _parse_positive_int,
+    ),
+    # Data protection.
+    Variable(
+        "WALLIE_BACKUP_RETENTION_DAYS",
+        "backup_retention_days",
+        "30",
+        "35",
+        "Days database backups are kept; deletion receipts state when erased "
+        "data leaves the last backup.",
         _parse_positive_int,
     ),
 )
@@ -402,6 +455,7 @@ class Settings:
     openai_api_key: str | None
     openai_base_url: str | None
     openai_model: str | None
+    openai_transcription_model: str | None
     smtp_url: str | None
     mail_from: str
     webhook_url: str | None
@@ -416,8 +470,12 @@ class Settings:
     deployment_cost_ceiling_usd: Decimal
     token_keys: str | None
     mail_sync_window_days: int
-    backup_retention_days: int
     churn_inactive_days: int
+    backup_retention_days: int
+    batch_import_bytes: int
+    transcription_engine: str
+    transcription_max_seconds: int
+    transcription_max_bytes: int
 
     @property
     def embedded(self) -> bool:
