@@ -10,12 +10,18 @@ Three variants process the same no-op actor on a real Redis:
   ``limits=ActorLimits("openai", per="deployment")`` under rate limits it
   never reaches.
 
+The actor takes a ``user_id`` argument, as every Wallie actor that works
+for a user does, so the per-user checks (deleted users, the glass
+ceiling's user) run as they do in production.  The messages cycle through
+:data:`USERS` users, who exist in the full stack's database.
+
 Each variant runs in a subprocess of its own, ``--rounds`` times, the
 variants taking turns, and the median rate counts.  Each run
 enqueues ``--messages`` messages, then starts one in-process
 ``dramatiq.Worker`` with ``--threads`` threads and times from the worker's
-start until the actor has incremented a Redis counter once per message.
-The counter costs each variant the same one Redis round trip per message.
+start until the actor has incremented a Redis counter once per message and
+run history has written its last rows.  The counter costs each variant the
+same one Redis round trip per message.
 
 Run: ``python benchmarks/middleware_overhead.py [--messages 20000] [--threads 8]
 [--redis-url URL] [--database-url URL]``
@@ -24,7 +30,9 @@ Run: ``python benchmarks/middleware_overhead.py [--messages 20000] [--threads 8]
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import platform
 import shutil
 import socket
@@ -48,6 +56,9 @@ VARIANT_TIMEOUT_S = 900
 COUNTER_KEY = "benchmark:middleware:done"
 
 VARIANTS = ("bare", "full", "limited")
+
+#: Users the messages cycle through.
+USERS = 100
 
 
 def main() -> None:
@@ -156,9 +167,9 @@ def run_variant(options: argparse.Namespace) -> dict[str, Any]:
 
     client = redis.Redis.from_url(options.redis_url)
     client.flushdb()
-    broker, actor = _build(options, client)
+    broker, actor, user_ids = _build(options, client)
     for number in range(options.messages):
-        actor.send(number)
+        actor.send(user_ids[number % len(user_ids)])
 
     _flush_history(broker)
     worker = dramatiq.Worker(broker, worker_threads=options.threads, worker_timeout=100)
@@ -168,10 +179,10 @@ def run_variant(options: argparse.Namespace) -> dict[str, Any]:
     while int(client.get(COUNTER_KEY) or 0) < options.messages:
         time.sleep(POLL_INTERVAL_S)
 
+    _flush_history(broker)
     elapsed = time.perf_counter() - started
     worker.stop()
     _stop_profile(options, profiler)
-    _flush_history(broker)
     broker.close()
     return {
         "variant": options.variant,
@@ -182,21 +193,22 @@ def run_variant(options: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _build(options: argparse.Namespace, client: Any) -> tuple[Any, Any]:
+def _build(options: argparse.Namespace, client: Any) -> tuple[Any, Any, list[int]]:
     import dramatiq
     from dramatiq.brokers.redis import RedisBroker
 
-    def noop(number: int) -> None:
+    def noop(user_id: int) -> None:
         client.incr(COUNTER_KEY)
 
     if options.variant == "bare":
         broker = RedisBroker(url=options.redis_url)
-        return broker, dramatiq.actor(noop, broker=broker, queue_name="bench")
+        user_ids = list(range(1, USERS + 1))
+        return broker, dramatiq.actor(noop, broker=broker, queue_name="bench"), user_ids
 
     from wallie.broker import make_broker
     from wallie.db import connect
     from wallie.db.migrate import migrate
-    from wallie.db.models import JobRun
+    from wallie.db.models import JobRun, User
     from wallie.middleware.glass_ceiling import ActorLimits
     from wallie.settings import load_settings
 
@@ -214,13 +226,17 @@ def _build(options: argparse.Namespace, client: Any) -> tuple[Any, Any]:
     )
     migrate(connect(settings))
     JobRun.delete().execute()
+    user_ids = [
+        User.get_or_create(email=f"bench-{number}@example.com")[0].id for number in range(USERS)
+    ]
     broker = make_broker(settings)
     dramatiq.set_broker(broker)
     if options.variant == "limited":
         limits = ActorLimits("openai", per="deployment")
-        return broker, dramatiq.actor(noop, broker=broker, queue_name="bench", limits=limits)
+        actor = dramatiq.actor(noop, broker=broker, queue_name="bench", limits=limits)
+        return broker, actor, user_ids
 
-    return broker, dramatiq.actor(noop, broker=broker, queue_name="bench")
+    return broker, dramatiq.actor(noop, broker=broker, queue_name="bench"), user_ids
 
 
 def _flush_history(broker: Any) -> None:
@@ -278,11 +294,15 @@ def _stop_profile(options: argparse.Namespace, profilers: Any) -> None:
 def print_report(options: argparse.Namespace, results: dict[str, dict[str, Any]], database: str) -> None:
     """Print the machine, the command and one row per variant, as Markdown."""
     bare = results["bare"]["rate"]
+    database_option = f" --database-url {options.database_url}" if options.database_url else ""
     print(f"- Command: `python benchmarks/middleware_overhead.py --messages {options.messages} "
-          f"--threads {options.threads} --rounds {options.rounds}`")
+          f"--threads {options.threads} --rounds {options.rounds}{database_option}`")
     print(f"- Machine: {_cpu_model()}, Linux {platform.machine()}, Python {platform.python_version()}, "
           f"{_redis_version()}")
     print(f"- Database of the full stack: {database}")
+    print(f"- Date: {datetime.date.today().isoformat()}")
+    print(f"- Load average (1, 5, 15 min) after the runs: {', '.join(f'{load:.2f}' for load in os.getloadavg())}")
+    print(f"- Messages per run: {options.messages:,}; worker threads: {options.threads}; rounds: {options.rounds}")
     print()
     print("| variant | messages | seconds | messages/s (median) | rounds (messages/s) | share of bare | job_run rows |")
     print("|---|---:|---:|---:|---|---:|---:|")

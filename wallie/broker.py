@@ -30,7 +30,7 @@ from .db import connect
 from .logging import get_logger
 from .middleware.db_connection import DatabaseConnection
 from .middleware.debounce import Debounce
-from .middleware.deleted_users import DeletedUsers
+from .middleware.deleted_users import DEFAULT_REFRESH_INTERVAL_MS, DeletedUsers
 from .middleware.glass_ceiling import GlassCeiling
 from .middleware.run_history import DEFAULT_FLUSH_INTERVAL_MS, RunHistory
 from .schedule import QUEUE_WAIT_LIMIT_S
@@ -67,14 +67,18 @@ def _quiet_return_value_notices() -> None:
 
 def build_middleware(settings: Settings) -> list[Middleware]:
     """Return the middleware stack, in the order the broker runs it."""
+    # The embedded default writes run history at once and checks deleted
+    # users on every message, so a command reads back its own writes.
+    # Workers batch the writes and cache the list of deleted users.
     flush_interval_ms = 0 if settings.embedded else DEFAULT_FLUSH_INTERVAL_MS
+    refresh_interval_ms = 0 if settings.embedded else DEFAULT_REFRESH_INTERVAL_MS
     stack: list[Middleware] = [DatabaseConnection()]
     stack += [middleware() for middleware in default_middleware]
     stack += [
         CurrentMessage(),
         PeriodiqMiddleware(skip_delay=QUEUE_WAIT_LIMIT_S),
         RunHistory(flush_interval_ms=flush_interval_ms),
-        DeletedUsers(),
+        DeletedUsers(refresh_interval_ms=refresh_interval_ms),
         Debounce(),
         GlassCeiling(settings),
     ]

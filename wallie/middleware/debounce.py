@@ -16,7 +16,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware, SkipMessage
 
 from ..logging import get_logger
-from .run_history import set_outcome
+from .run_history import bound_arguments, set_outcome
 
 #: Prefix of every debounce key in Redis.  A key for a message that has a
 #: ``user_id`` argument contains ``:user:{user_id}:``, so account deletion
@@ -261,8 +261,13 @@ def burst_key(broker: dramatiq.Broker, message: Any, options: DebounceOptions) -
     The key contains the actor name, the user id when the actor takes a
     ``user_id`` argument, and the debounce key.
     """
-    actor = broker.get_actor(message.actor_name)
-    arguments = inspect.signature(actor.fn).bind(*message.args, **message.kwargs).arguments
+    arguments = bound_arguments(broker, message)
+    if not arguments:
+        # No arguments, or arguments that do not fit: binding again raises
+        # the TypeError that names the mismatch.
+        actor = broker.get_actor(message.actor_name)
+        arguments = inspect.signature(actor.fn).bind(*message.args, **message.kwargs).arguments
+
     if callable(options.key):
         value = options.key(**arguments)
     else:

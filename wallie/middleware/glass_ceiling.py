@@ -28,6 +28,7 @@ from ..usage import (
     next_month_start,
     warn_about_cost,
 )
+from .counters import BoundedCounters
 from .run_history import bound_arguments, note, set_outcome
 
 #: Prefix of every glass ceiling key in the rate limiter backend.  Keys for
@@ -133,6 +134,7 @@ class GlassCeiling(Middleware):
         self.settings = settings
         self.providers = provider_limits(settings)
         self.backend: RateLimiterBackend | None = None
+        self._counters: BoundedCounters | None = None
         self.embedded = settings.redis_url is None
         self._held: dict[int, ConcurrentRateLimiter] = {}
         self._held_lock = threading.Lock()
@@ -158,6 +160,12 @@ class GlassCeiling(Middleware):
 
         return self.backend
 
+    def _counters_for(self, broker: dramatiq.Broker) -> BoundedCounters:
+        if self._counters is None:
+            self._counters = BoundedCounters(self._backend(broker))
+
+        return self._counters
+
     # Hooks.
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
@@ -169,8 +177,14 @@ class GlassCeiling(Middleware):
             return
 
         arguments = _arguments(broker, message)
-        user = _user(arguments)
-        verdict = self._check_paid_and_caps(broker, message, limits, user)
+        user_id = _user_id(arguments)
+        verdict = None
+        if user_id is not None and (limits.paid or limits.cap is not None):
+            # Only the ceiling and the caps read the user row.
+            user = User.get_or_none(User.id == user_id)
+            user_id = user.id if user is not None else None
+            verdict = self._check_paid_and_caps(broker, message, limits, user)
+
         if verdict is None:
             verdict = self._check_rates(broker, message, limits, arguments)
 
@@ -178,7 +192,7 @@ class GlassCeiling(Middleware):
             verdict = self._check_concurrency(broker, message, limits, arguments)
 
         if verdict is not None:
-            self._act(broker, message, limits, verdict, user)
+            self._act(broker, message, limits, verdict, user_id)
 
     def after_process_message(
         self,
@@ -278,10 +292,7 @@ class GlassCeiling(Middleware):
 
         key = f"{KEY_PREFIX}:cap:user:{user.id}:{cap}:{day}"
         ttl_ms = 2 * 86_400_000
-        backend = self._backend(broker)
-        if int(limit) > 0 and (
-            backend.add(key, 1, ttl=ttl_ms) or backend.incr(key, 1, maximum=int(limit), ttl=ttl_ms)
-        ):
+        if self._counters_for(broker).add(key, 1, int(limit), ttl_ms):
             # A message delayed later by a rate limit comes back with this
             # mark, so one run counts once against the cap.
             message.options["glass_ceiling_counted"] = day
@@ -329,17 +340,14 @@ class GlassCeiling(Middleware):
         if units == 0:
             return now_ms // window.window_ms
 
-        backend = self._backend(broker)
+        counters = self._counters_for(broker)
         current = now_ms // window.window_ms
         index = max(current, self._frontier.get(key, current))
         ttl_ms = window.window_ms * 2
         for _ in range(MAX_WINDOWS_AHEAD):
             slot_key = f"{key}:{index}"
             window_ttl = (index - current) * window.window_ms + ttl_ms
-            if units <= window.limit and (
-                backend.add(slot_key, units, ttl=window_ttl)
-                or backend.incr(slot_key, units, maximum=window.limit, ttl=window_ttl)
-            ):
+            if counters.add(slot_key, units, window.limit, window_ttl):
                 return index
 
             index += 1
@@ -382,9 +390,8 @@ class GlassCeiling(Middleware):
 
     def _act(
         self, broker: dramatiq.Broker, message: Any, limits: ActorLimits, verdict: _Verdict,
-        user: User | None,
+        user_id: int | None,
     ) -> None:
-        user_id = user.id if user is not None else None
         if verdict.action == "defer" and limits.degrade is not None:
             message.kwargs.update(limits.degrade)
             note(message, f"Degraded: {verdict.reason}")
@@ -429,12 +436,9 @@ def _arguments(broker: dramatiq.Broker, message: Any) -> dict[str, Any]:
     return bound_arguments(broker, message)
 
 
-def _user(arguments: dict[str, Any]) -> User | None:
+def _user_id(arguments: dict[str, Any]) -> int | None:
     user_id = arguments.get("user_id")
-    if not isinstance(user_id, int):
-        return None
-
-    return User.get_or_none(User.id == user_id)
+    return user_id if isinstance(user_id, int) else None
 
 
 def _is_degraded(message: Any, limits: ActorLimits) -> bool:
