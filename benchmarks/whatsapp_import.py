@@ -3,10 +3,11 @@
 Generates Android exports with ``whatsapp_parse.generate``, then imports each
 one in a fresh subprocess per database through
 :func:`wallie.whatsapp.importer.import_whatsapp` (parse, contacts, batched
-``insert_messages``, attachments, final counts), so the peak resident set
-size measured there belongs to that import alone. PostgreSQL is a throwaway
-cluster started as the tests start theirs. Prints a table and writes the
-figures into the "WhatsApp import" section of docs/benchmarks.md.
+``insert_message_values``, attachments, final counts), so the peak resident
+set size and CPU time measured there belong to that import alone. PostgreSQL
+is a throwaway cluster started as the tests start theirs; as root, set
+``WALLIE_TEST_PG_USER`` to an unprivileged user to run it. Prints a table and
+writes the figures into the "WhatsApp import" section of docs/benchmarks.md.
 
 Usage::
 
@@ -16,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -43,9 +45,52 @@ DEFAULT_SIZES = (10_000, 100_000)
 #: Messages per second the PostgreSQL import should reach.
 TARGET_RATE = 20_000
 
+#: Paragraphs after the table: how the import writes and where its time goes.
+NOTES = [
+    "How rows are written: the export is parsed once into a spool file. The "
+    "main thread then turns each batch of 5,000 spooled messages into tuples "
+    "of database values, while two writer threads (one on SQLite) store "
+    "earlier batches. Each batch is one transaction with its attachments. On "
+    "PostgreSQL a batch is copied with COPY into a temporary table and moved "
+    "with one `INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id, "
+    "external_id`. On SQLite it goes through one prepared `INSERT OR IGNORE` "
+    "in `executemany`.",
+    "",
+    "Before this design, with 500-row INSERT statements and no writer "
+    "threads, the same script measured 5,019 and 4,058 messages per second "
+    "into PostgreSQL at 10,000 and 100,000 messages, and 10,120 and 6,419 "
+    "into SQLite.",
+    "",
+    "Where the time went, for 100,000 messages into PostgreSQL under cProfile "
+    "(same machine, same day):",
+    "",
+    "| Step | Before (s) | After (s) |",
+    "|---|---:|---:|",
+    "| Whole import | 18.4 | 9.3 |",
+    "| psycopg2 `execute` (before: 200 INSERTs of 500 rows, attachment "
+    "look-ups, counts; after: nearly all in 20 `INSERT ... SELECT`) | 7.6 | 3.5 |",
+    "| Building the INSERT parameters (1.3 million peewee `db_value` calls) "
+    "| about 2.5 | none |",
+    "| Writing and sending the COPY data | none | 0.9 |",
+    "| Parse and spool | 5.4 | 2.8 |",
+    "",
+    "Without the profiler, one 100,000-message import used about 1.4 seconds "
+    "of the importer's CPU to parse and spool and 1.6 to 2.1 to build and "
+    "send the rows. The PostgreSQL server used 3.7 to 4.8 seconds of CPU, "
+    "read from /proc for the server's processes.",
+    "",
+    "The server's share is the floor. Inserting 100,000 rows in 20 batches "
+    "with `INSERT ... SELECT` from a temporary table took 4.1 and 4.3 seconds "
+    "of server CPU (two runs) with the `message` table as migrated. With its "
+    "two indexes that repeat the first column of another index dropped "
+    "(`message_user_id`, `message_conversation_id`), it took 4.2 and 3.5. "
+    "With its four foreign keys dropped, it took 2.1 and 2.1, because each "
+    "foreign key runs one lookup per inserted row in PostgreSQL 15.",
+]
+
 
 def worker(database_url: str, path: str) -> None:
-    """Import ``path`` into a fresh schema and print messages, seconds and peak RSS."""
+    """Import ``path`` into a fresh schema and print its figures as JSON."""
     import logging
 
     logging.disable(logging.CRITICAL)
@@ -55,16 +100,21 @@ def worker(database_url: str, path: str) -> None:
     from wallie.storage import get_or_create_user
     from wallie.whatsapp.importer import import_whatsapp
 
-    home = tempfile.mkdtemp(prefix="wallie-bench-")
-    settings = load_settings({"WALLIE_HOME": home, "DATABASE_URL": database_url})
-    migrate(connect(settings))
-    user, _ = get_or_create_user("bench@example.com", locale="en-GB")
-    start = time.perf_counter()
-    result = import_whatsapp(user, path, settings, me="Ana Costa")
-    seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory(prefix="wallie-bench-") as home:
+        settings = load_settings({"WALLIE_HOME": home, "DATABASE_URL": database_url})
+        migrate(connect(settings))
+        user, _ = get_or_create_user("bench@example.com", locale="en-GB")
+        start = time.perf_counter()
+        result = import_whatsapp(user, path, settings, me="Ana Costa")
+        seconds = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     stored = result.stats["messages"] + result.stats["system_messages"]
-    print(json.dumps({"messages": stored, "seconds": seconds, "peak_mib": peak_kib / 1024}))
+    print(json.dumps({
+        "messages": stored,
+        "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_mib": usage.ru_maxrss / 1024,
+    }))
 
 
 def measure(database_url: str, path: Path) -> dict[str, float]:
@@ -90,7 +140,7 @@ def _postgres_url(size: int) -> tuple[object, str]:
 
 
 def machine() -> str:
-    """Describe the CPU, cores and Python version."""
+    """Describe the CPU, cores, Python version, date and load average."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -99,7 +149,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, on "
+        f"{datetime.date.today().isoformat()} with a load average of {load} (1, 5 "
+        "and 15 minutes) when the run ended"
+    )
 
 
 def write_section(rows: list[dict[str, object]], command: str) -> None:
@@ -108,37 +163,33 @@ def write_section(rows: list[dict[str, object]], command: str) -> None:
         TITLE,
         "",
         f"Command: `{command}` on {machine()}. PostgreSQL is the throwaway cluster "
-        "of the tests (fsync off, as in CI); SQLite is a file in a temporary "
-        "folder. Each import runs in its own process, from the parse of the export "
-        "to the final counts, in batches of 500 rows through `insert_messages`; "
-        f"the target is {TARGET_RATE:,} messages per second into PostgreSQL.",
+        "of the tests (fsync off, as in CI) on the same machine; SQLite is a file "
+        "in a temporary folder. Each import runs in its own process, from the parse "
+        "of the export to the final counts. Client CPU is the importing process's "
+        "user and system time; the PostgreSQL server's time is not in it. The target "
+        f"is {TARGET_RATE:,} messages per second into PostgreSQL.",
         "",
-        "| Database | Messages | Seconds | Messages per second | Peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|",
+        "| Database | Messages | Seconds | Messages per second | Client CPU (s) "
+        "| Peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['database']} | {row['messages']:,} | {row['seconds']:.2f} | "
-            f"{row['rate']:,.0f} | {row['peak_mib']:.0f} |"
+            f"{row['rate']:,.0f} | {row['cpu_seconds']:.2f} | {row['peak_mib']:.0f} |"
         )
-    lines += [
-        "",
-        "Where the time goes (100,000 messages into PostgreSQL, timed per step): "
-        "parsing about 15%, the 500-row `INSERT ... ON CONFLICT DO NOTHING` "
-        "statements about 70%, attachments and final counts the rest. Two fixes "
-        "came out of this benchmark: `insert_messages` builds its SQL itself "
-        "(peewee's query builder took most of the time before), and the "
-        "attachment lookup filters on the `(conversation, sent_at)` index (with "
-        "stale statistics after a bulk insert, PostgreSQL filtered every message "
-        "of the user, which made the import quadratic). The export is parsed once "
-        "and read back from a spool file, not parsed twice.",
-        "",
-        f"NOTE: the target of {TARGET_RATE:,} messages per second is not reached "
-        "here. The parser alone runs at about 10,000 to 30,000 messages per "
-        "second on this machine, and each message row updates 8 indexes and "
-        "fires 4 foreign-key checks in PostgreSQL, with the server sharing the "
-        "2 CPUs with the importer and with other test runs.",
-    ]
+    lines += ["", *NOTES]
+    largest = max((row for row in rows if row["database"] == "PostgreSQL"),
+                  key=lambda row: row["messages"], default=None)
+    if largest is not None and largest["rate"] < TARGET_RATE:
+        lines += [
+            "",
+            f"NOTE: the target of {TARGET_RATE:,} messages per second into "
+            f"PostgreSQL is not reached in this run ({largest['rate']:,.0f} at "
+            f"{largest['messages']:,} messages). The importer and the server "
+            "share the cores above with any other load, and the server's "
+            "foreign-key checks take about half of its time.",
+        ]
     section = "\n".join(lines) + "\n"
     text = DOCS.read_text(encoding="utf-8")
     if TITLE in text:
@@ -172,11 +223,9 @@ def main() -> None:
         if not path.exists():
             generate(path, size)
         server, url = _postgres_url(size)
+        folder = tempfile.TemporaryDirectory(prefix="wallie-bench-")
         try:
-            databases = {
-                "PostgreSQL": url,
-                "SQLite": f"sqlite:///{tempfile.mkdtemp(prefix='wallie-bench-')}/w.db",
-            }
+            databases = {"PostgreSQL": url, "SQLite": f"sqlite:///{folder.name}/w.db"}
             for database, database_url in databases.items():
                 figures = measure(database_url, path)
                 rate = figures["messages"] / figures["seconds"]
@@ -186,6 +235,7 @@ def main() -> None:
                       f"peak {figures['peak_mib']:.0f} MiB", flush=True)
         finally:
             server.stop()
+            folder.cleanup()
 
     if not arguments.no_write:
         write_section(rows, "python benchmarks/whatsapp_import.py --sizes "

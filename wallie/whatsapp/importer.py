@@ -9,12 +9,14 @@ Design:
   chat whose ``me`` cannot be settled, leaves the database as it was.
 - The messages are then read back from the spool, which is faster than
   parsing the export a second time, and memory stays flat.
-- Messages are written in batches through :func:`wallie.storage.insert_messages`,
-  which ignores rows already stored, so importing the same file again, or a
-  later export that overlaps it, adds only the new messages. A message's
-  ``external_id`` is the conversation id and the parser's message key: the key
-  alone would merge two chats in which the user sent the same text in the
-  same minute.
+- Messages are written in batches through
+  :func:`wallie.storage.insert_message_values`, which ignores rows already
+  stored, so importing the same file again, or a later export that overlaps
+  it, adds only the new messages. A batch's messages and attachments share
+  one transaction, and writer threads store batches while the next ones are
+  built from the spool. A message's ``external_id`` is the conversation id
+  and the parser's message key: the key alone would merge two chats in which
+  the user sent the same text in the same minute.
 - The counts of an import are read back from the database (messages whose
   ``source_import`` is the import), so a batch retried after a crash never
   counts a message twice.
@@ -42,7 +44,9 @@ import os
 import pickle
 import re
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,7 +65,7 @@ from wallie.storage import (
     add_participants,
     find_contact,
     find_or_create_contact,
-    insert_messages,
+    insert_message_values,
     touch_conversation,
     upsert_conversation,
 )
@@ -79,14 +83,17 @@ logger = get_logger(__name__)
 #: Channel name of WhatsApp conversations and messages.
 CHANNEL = "whatsapp"
 
-#: Messages stored per call of ``insert_messages``; also its INSERT batch.
-BATCH_SIZE = 500
+#: Messages stored per transaction, and per pickled batch of the spool.
+BATCH_SIZE = 5_000
 
 #: Messages per chunk file of a batch import.
 CHUNK_SIZE = 5_000
 
+#: Threads that write batches of one import into PostgreSQL at the same time.
+POSTGRES_WRITERS = 2
+
 #: Batches between two progress updates of the ``Import`` row.
-PROGRESS_EVERY = 10
+PROGRESS_EVERY = 1
 
 #: Bytes read at a time while hashing an upload (1 MiB).
 HASH_BLOCK = 1 << 20
@@ -417,13 +424,17 @@ class Prepared:
 
     def messages(self) -> Iterator[ParsedMessage]:
         """Yield the spooled messages in file order."""
+        for batch in self.packed_batches():
+            yield from (_unpack(item) for item in batch)
+
+    def packed_batches(self) -> Iterator[list[tuple[Any, ...]]]:
+        """Yield the spooled batches of packed messages, in file order."""
         self.spool.seek(0)
         while True:
             try:
-                batch = pickle.load(self.spool)
+                yield pickle.load(self.spool)
             except EOFError:
                 return
-            yield from (_unpack(item) for item in batch)
 
     def close(self) -> None:
         """Delete the spool."""
@@ -541,54 +552,121 @@ def _base_stats(found: Survey) -> dict[str, Any]:
     }
 
 
-def store_messages(plan: ImportPlan, messages: list[ParsedMessage], clock: LocalClock) -> int:
-    """Store one batch of messages and their attachments; return how many were new.
+#: Message fields that :func:`store_messages` writes, in the order of its rows.
+_COLUMNS = (
+    "user", "channel", "external_id", "conversation", "sender", "source_import",
+    "direction", "sent_at", "subject", "body", "is_deleted", "is_edited", "labels",
+    "created_at",
+)
 
-    Safe to repeat: messages already stored are skipped, and attachments are
-    added only to this import's messages that have none yet.
+#: The ``labels`` column of a message with and without a shared location, as
+#: the JSON text that :class:`wallie.db.fields.JSONField` stores.
+_LOCATION_LABELS = json.dumps(["location"])
+_NO_LABELS = json.dumps([])
+
+
+@dataclass(slots=True)
+class Rows:
+    """A batch of messages as database values, ready for :func:`write_rows`.
+
+    Attributes:
+      values: One tuple per message, in the order of ``_COLUMNS``.
+      media: The attachments of each message that has some, by external id.
+      media_times: The UTC send time of each message of ``media``.
     """
-    rows = []
-    with_media: dict[str, ParsedMessage] = {}
-    media_times: list[datetime.datetime] = []
-    for message in messages:
-        external_id = f"{plan.conversation_id}:{message.key}"
-        if message.kind == "system":
+
+    values: list[tuple[Any, ...]]
+    media: dict[str, tuple[Attachment, ...]]
+    media_times: dict[str, datetime.datetime]
+
+
+def message_rows(
+    plan: ImportPlan, packed: list[tuple[Any, ...]], clock: LocalClock
+) -> Rows:
+    """Turn messages packed by ``_pack`` into rows of database values.
+
+    Working on the packed tuples spares building a :class:`ParsedMessage`
+    per spooled message.
+    """
+    values = []
+    media: dict[str, tuple[Attachment, ...]] = {}
+    media_times: dict[str, datetime.datetime] = {}
+    prefix = f"{plan.conversation_id}:"
+    now = utcnow().replace(tzinfo=None)
+    contacts = plan.contacts
+    for (stamp, name, phone, text, kind, _event, files, deleted, edited, location, key,
+         _line) in packed:
+        external_id = prefix + key
+        if kind == "system":
             sender, direction = None, "system"
         else:
-            sender = plan.contacts[sender_key(message.sender or "", message.sender_phone)]
+            sender = contacts[sender_key(name or "", phone)]
             direction = "outbound" if sender == plan.self_contact_id else "inbound"
-        rows.append({
-            "user": plan.user_id,
-            "channel": CHANNEL,
-            "external_id": external_id,
-            "conversation": plan.conversation_id,
-            "sender": sender,
-            "source_import": plan.import_id,
-            "direction": direction,
-            "sent_at": clock.to_utc(message.timestamp),
-            "subject": "",
-            "body": message.text,
-            "is_deleted": message.is_deleted,
-            "is_edited": message.is_edited,
-            "labels": ["location"] if message.is_location else [],
-        })
-        if message.attachments:
-            with_media[external_id] = message
-            media_times.append(rows[-1]["sent_at"])
+        sent_at = clock.to_utc(stamp)
+        values.append((
+            plan.user_id, CHANNEL, external_id, plan.conversation_id, sender,
+            plan.import_id, direction, sent_at.replace(tzinfo=None), "", text, deleted,
+            edited, _LOCATION_LABELS if location else _NO_LABELS, now,
+        ))
+        if files:
+            media[external_id] = tuple(Attachment(*entry) for entry in files)
+            media_times[external_id] = sent_at
 
-    inserted = insert_messages(rows)
-    if with_media:
-        _store_attachments(plan, with_media, min(media_times), max(media_times))
+    return Rows(values, media, media_times)
+
+
+def write_rows(plan: ImportPlan, rows: Rows) -> int:
+    """Store a batch of rows and their attachments; return how many messages were new.
+
+    The messages and their attachments are written in one transaction, so a
+    batch retried after a crash finds either both or neither. Safe to
+    repeat: messages already stored are skipped, and attachments are added
+    only to this import's messages that have none yet.
+    """
+    with Message._meta.database.atomic():
+        inserted, ids = insert_message_values(_COLUMNS, rows.values, ids_for=rows.media)
+        attachments = [
+            _attachment_row(plan, message_id, attachment)
+            for external_id, message_id in ids.items()
+            for attachment in rows.media[external_id]
+        ]
+        if attachments:
+            AttachmentRow.insert_many(attachments).execute()
+
+    stored_before = {
+        external_id: files
+        for external_id, files in rows.media.items()
+        if external_id not in ids
+    }
+    if stored_before:
+        times = [rows.media_times[external_id] for external_id in stored_before]
+        _store_attachments(plan, stored_before, min(times), max(times))
     return inserted
+
+
+def store_messages(
+    plan: ImportPlan, messages: list[ParsedMessage], clock: LocalClock
+) -> int:
+    """Store one batch of messages and their attachments; return how many were new.
+
+    See :func:`write_rows` for what makes it safe to repeat.
+    """
+    packed = [_pack(message) for message in messages]
+    return write_rows(plan, message_rows(plan, packed, clock))
 
 
 def _store_attachments(
     plan: ImportPlan,
-    with_media: dict[str, ParsedMessage],
+    with_media: dict[str, tuple[Attachment, ...]],
     earliest: datetime.datetime,
     latest: datetime.datetime,
 ) -> None:
-    """Add attachment rows to this import's messages of the batch that lack them."""
+    """Add attachment rows to this import's stored messages that lack them.
+
+    Only messages that were already stored go through here. Those of an
+    earlier import keep their own attachments, so only this import's
+    messages whose attachment rows are missing gain them.
+    """
     # The time range lets PostgreSQL use the (conversation, sent_at) index.
     # Right after a bulk insert its statistics are stale, and with only the
     # external ids it filtered every message of the user or the import.
@@ -619,7 +697,7 @@ def _store_attachments(
     for external_id, message_id in ids.items():
         if message_id in done:
             continue
-        for attachment in with_media[external_id].attachments:
+        for attachment in with_media[external_id]:
             rows.append(_attachment_row(plan, message_id, attachment))
 
     if rows:
@@ -702,15 +780,7 @@ def import_whatsapp(
                        source_name=source_name)
     plan = prepared.plan
     try:
-        clock = LocalClock(ZoneInfo(plan.time_zone))
-        done = 0
-        for number, batch in enumerate(batches(prepared.messages(), BATCH_SIZE), 1):
-            store_messages(plan, batch, clock)
-            done += len(batch)
-            if progress is not None:
-                progress(done, prepared.survey.total)
-            if number % PROGRESS_EVERY == 0:
-                _record_progress(plan.import_id, done, prepared.survey.total)
+        _store_spooled(prepared, progress)
     except BaseException as error:
         _fail(plan.import_id, error)
         raise
@@ -718,6 +788,71 @@ def import_whatsapp(
         prepared.close()
 
     return finish(plan.import_id)
+
+
+def _store_spooled(prepared: Prepared, progress: Progress | None) -> None:
+    """Store the spooled messages, writing batches while the next ones are built.
+
+    This thread builds the rows of each batch and writer threads store them.
+    A writer waits on the database with the GIL released, so building and
+    writing overlap. PostgreSQL gets :data:`POSTGRES_WRITERS` writers, each
+    in its own transaction on its own connection, so message ids follow the
+    file's order within a batch but may interleave between two batches.
+    SQLite allows one writer at a time, so it gets one writer thread. Inside
+    a caller's transaction the batches are written in this thread, because
+    the writers' connections would not see its uncommitted rows.
+    """
+    plan = prepared.plan
+    total = prepared.survey.total
+    clock = LocalClock(ZoneInfo(plan.time_zone))
+    database = Message._meta.database
+    if database.in_transaction():
+        done = 0
+        for batch in prepared.packed_batches():
+            write_rows(plan, message_rows(plan, batch, clock))
+            done = _advance(plan, done, len(batch), total, progress)
+        return
+
+    is_sqlite = isinstance(getattr(database, "obj", database), peewee.SqliteDatabase)
+    writers = 1 if is_sqlite else POSTGRES_WRITERS
+    pending: deque[tuple[Future[int], int]] = deque()
+    done = 0
+    pool = ThreadPoolExecutor(writers, thread_name_prefix="whatsapp-import")
+    try:
+        for batch in prepared.packed_batches():
+            rows = message_rows(plan, batch, clock)
+            future = pool.submit(_write_with_connection, plan, rows)
+            pending.append((future, len(batch)))
+            # One batch at most waits while the writers are busy, so memory
+            # stays flat whatever the size of the export.
+            if len(pending) > writers:
+                future, size = pending.popleft()
+                future.result()
+                done = _advance(plan, done, size, total, progress)
+        while pending:
+            future, size = pending.popleft()
+            future.result()
+            done = _advance(plan, done, size, total, progress)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_with_connection(plan: ImportPlan, rows: Rows) -> int:
+    """Run :func:`write_rows` on a connection of the calling thread, closed after."""
+    with Message._meta.database.connection_context():
+        return write_rows(plan, rows)
+
+
+def _advance(
+    plan: ImportPlan, done: int, size: int, total: int, progress: Progress | None
+) -> int:
+    """Count a written batch, report progress and return the messages done."""
+    done += size
+    if progress is not None:
+        progress(done, total)
+    if done // BATCH_SIZE % PROGRESS_EVERY == 0:
+        _record_progress(plan.import_id, done, total)
+    return done
 
 
 def _record_progress(import_id: int, done: int, total: int) -> None:
