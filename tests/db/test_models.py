@@ -82,3 +82,13 @@ def test_deleting_a_user_cascades_to_their_rows(db: peewee.Database) -> None:
     assert Message.select().count() == 1
     assert Contact.select().count() == 1
     assert Message.get().user_id == other.id
+
+
+def test_deleted_user_id_is_never_reused(db: peewee.Database) -> None:
+    User.create(email="first@example.com")
+    newest = User.create(email="second@example.com")
+    newest.delete_instance()
+
+    third = User.create(email="third@example.com")
+
+    assert third.id > newest.id
