@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from actors.knowledge import send_follow_ups
 from wallie.broker import run_embedded
 from wallie.db.models import User
 from wallie.knowledge.documents import import_document
@@ -125,6 +124,10 @@ def _run_whatsapp(obj: CliContext, user: User, path: Path, me: str | None,
                                  progress=progress)
     finally:
         progress.close()
+
+    # Imported here, not at the top: importing ``actors`` installs the broker,
+    # which reads the settings before the command can report a bad value.
+    from actors.knowledge import send_follow_ups
 
     send_follow_ups(obj.broker, user.id, result)
     if obj.embedded:

@@ -58,6 +58,28 @@ def test_postgres_with_pending_migrations_asks_for_migrate(settings: Settings) -
     assert "Run: wallie-cli db migrate" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "garbage"),
+        ("REDIS_URL", "http://cache.invalid"),
+        ("WALLIE_HOT_LEAD_THRESHOLD", "abc"),
+        ("WALLIE_HOME", "/nonexistent/wallie-home"),
+    ],
+)
+def test_invalid_setting_exits_3_without_traceback(settings: Settings, variable: str, value: str) -> None:
+    env = {**_env(settings), variable: value}
+    if variable == "WALLIE_HOME":
+        # The default SQLite file lives in WALLIE_HOME.
+        del env["DATABASE_URL"]
+
+    result = subprocess.run([BIN / "wallie-cli", "runs", "list"], capture_output=True, text=True, env=env, check=False)
+
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "DATABASE_URL" in result.stderr or variable in result.stderr
+
+
 def test_unknown_actor_exits_2_in_a_real_process(settings: Settings) -> None:
     subprocess.run([BIN / "wallie-cli", "db", "migrate"], env=_env(settings), check=True, capture_output=True)
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import peewee
 from playhouse.db_url import connect as connect_url
 
-from ..errors import StorageError
+from ..errors import ConfigurationError, StorageError
 from ..settings import Settings, get_settings, mask_url
 from .models import MODELS, database_proxy
 
@@ -37,7 +37,7 @@ def make_database(url: str) -> peewee.Database:
     connection pool, one connection per worker thread at most.
 
     Raises:
-      StorageError: The URL names a folder that does not exist.
+      ConfigurationError: The URL names a folder that does not exist.
     """
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
@@ -59,9 +59,10 @@ def _make_sqlite(url: str) -> peewee.Database:
     if path not in ("", ":memory:"):
         folder = Path(path).expanduser().resolve().parent
         if not folder.is_dir():
-            raise StorageError(
+            raise ConfigurationError(
+                "DATABASE_URL",
                 f"DATABASE_URL={mask_url(url)!r} points into {str(folder)!r}, "
-                "which does not exist. Create the folder or set WALLIE_HOME."
+                "which does not exist. Create the folder or set WALLIE_HOME.",
             )
 
     return peewee.SqliteDatabase(
