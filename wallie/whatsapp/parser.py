@@ -5,8 +5,9 @@ Design:
 - Two passes over the file, both streamed in blocks of whole lines. The
   first pass (:mod:`.scan`) matches header starts only, to pick the dominant
   header shape, the date order and whether messages end with CRLF. The second
-  pass finds the headers of that shape with one regex search per block and
-  yields messages one at a time, so memory stays flat in the file size.
+  pass splits each block at the headers of that shape with one regex
+  (:mod:`.bulk`) and yields messages one at a time, so memory stays flat in
+  the file size.
 - Every export uses one header shape. A line that matches a header of another
   shape, or a header whose date or time is invalid, is reported as unparsed,
   and so are the lines that follow it until the next good header. Appending
@@ -28,7 +29,6 @@ import io
 import os
 import re
 import zipfile
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
@@ -42,6 +42,7 @@ from wallie.whatsapp.archive import (
     find_chat_member,
     media_members,
 )
+from wallie.whatsapp.bulk import CACHE_SIZE, BulkReader, Occurrences
 from wallie.whatsapp.errors import (
     InvalidDateOrderError,
     NoMessagesError,
@@ -88,13 +89,6 @@ UNPARSED_SAMPLES = 5
 
 #: Longest text before a colon that still reads as a sender name, in characters.
 MAX_SENDER_LENGTH = 100
-
-#: Distinct timestamps whose message counts are kept for occurrence indexes.
-#: Identical messages share a timestamp, so only nearby ones need counting.
-OCCURRENCE_WINDOW = 4096
-
-#: Entries kept in the date and sender caches before they are cleared.
-CACHE_SIZE = 4096
 
 #: Sender names whose ``~`` prefix marks a contact not in the address book,
 #: optionally preceded by the number WhatsApp shows for it.
@@ -186,33 +180,6 @@ def read_sender(name: str, default_region: str | None) -> tuple[str, str | None,
     return name, phone, phone or name
 
 
-class _Occurrences:
-    """Count identical (timestamp, sender, body) triples within a window.
-
-    The key material itself is the dictionary key, because the window bounds
-    memory and hashing it here as well would double the hashing cost.
-
-    NOTE: A triple that comes back after more than ``OCCURRENCE_WINDOW``
-    other timestamps, which needs out-of-order lines, restarts at index 0.
-    """
-
-    def __init__(self) -> None:
-        self._buckets: OrderedDict[datetime.datetime, dict[str, int]] = OrderedDict()
-
-    def index(self, timestamp: datetime.datetime, material: str) -> int:
-        """Return how many identical triples came before this one."""
-        bucket = self._buckets.get(timestamp)
-        if bucket is None:
-            self._buckets[timestamp] = {material: 1}
-            if len(self._buckets) > OCCURRENCE_WINDOW:
-                self._buckets.popitem(last=False)
-            return 0
-
-        count = bucket.get(material, 0)
-        bucket[material] = count + 1
-        return count
-
-
 def message_key(material: str, index: int) -> str:
     """Hash the key material of a message and its occurrence index.
 
@@ -277,16 +244,19 @@ class _Pass:
       parts: Text after the pending header, in pieces of whole lines.
       seen_header: True once a line matched a header.
       previous_crlf: True when the last line read ended with CRLF.
+      senders: Sender names read in bulk in this pass, with their display
+        name, E.164 number and the part of the key that names them.
     """
 
     report: ParseReport
     participants: set[str] = field(default_factory=set)
-    occurrences: _Occurrences = field(default_factory=lambda: _Occurrences())
+    occurrences: Occurrences = field(default_factory=lambda: Occurrences())
     number: int = 0
     pending: tuple[int, datetime.datetime, str] | None = None
     parts: list[str] = field(default_factory=list)
     seen_header: bool = False
     previous_crlf: bool = False
+    senders: dict[str, tuple[str, str | None, str]] = field(default_factory=dict)
 
 
 #: Timestamp, ISO timestamp, clock anomaly and problem of one header's date
@@ -428,11 +398,13 @@ class ParsedExport:
           NoMessagesError: At the end, when no header gave a message.
 
         Note:
-          The text is read in blocks of whole lines. A block is read with one
-          regex search for header starts (:meth:`_read_block`) unless a line
-          ending forces the line-by-line reading (:meth:`_read_lines`): a bare
-          CR, a format mark after a CR, or, in a file whose messages end with
-          CRLF, a bare LF, which makes a header-like line message text.
+          The text is read in blocks of whole lines. A block is read in bulk
+          (:class:`~wallie.whatsapp.bulk.BulkReader`), which hands what it
+          does not read to one regex search for header starts
+          (:meth:`_read_block`). A line ending forces the line-by-line reading
+          (:meth:`_read_lines`) instead: a bare CR, a format mark after a CR,
+          or, in a file whose messages end with CRLF, a bare LF, which makes
+          a header-like line message text.
         """
         report = ParseReport(
             source=self.source,
@@ -440,12 +412,17 @@ class ParsedExport:
             header_shape=self.shape.describe(self.date_order),
         )
         state = _Pass(report)
-        for raw in read_blocks(self._opener, self.encoding, self.source):
-            text = self._block_text(raw, state)
+        bulk = BulkReader(self)
+        unmarked = self._scan.unmarked_blocks
+        blocks = read_blocks(self._opener, self.encoding, self.source)
+        for index, raw in enumerate(blocks):
+            # The first pass read the same blocks and found which have no
+            # format mark.
+            text = self._block_text(raw, state, index < len(unmarked) and unmarked[index])
             if text is None:
                 yield from self._read_lines(split_lines(raw), state)
             else:
-                yield from self._read_block(text, state)
+                yield from bulk.read(text, state)
 
         if state.pending is not None:
             yield self._build(*state.pending, "\n".join(state.parts), state)
@@ -456,14 +433,14 @@ class ParsedExport:
         self._participants = sorted(state.participants)
         self._finish(report)
 
-    def _block_text(self, raw: str, state: _Pass) -> str | None:
+    def _block_text(self, raw: str, state: _Pass, unmarked: bool = False) -> str | None:
         """Prepare a block for :meth:`_read_block`, or return None if it cannot be.
 
         Returns:
           The block without format marks, with LF line endings and ending with
           one, or None when the block must be read line by line.
         """
-        block = strip_block_marks(raw)
+        block = raw if unmarked else strip_block_marks(raw)
         if block is None:
             return None
 

@@ -112,6 +112,19 @@ _SENDER_SYSTEM_EVENTS = re.compile(
     _I,
 )
 
+#: First characters of the notices of ``_SENDER_SYSTEM_EVENTS`` that start
+#: with fixed words ("Messages and calls …", "Your security code …", and the
+#: translations), in both cases. No other character matches these letters
+#: case-insensitively.
+NOTICE_FIRST = frozenset("mMnNaAlLbByY")
+
+#: Last characters of the notices that end with fixed words ("… added you",
+#: "You were added", "… invite link"), in both cases, and the Kelvin sign,
+#: which matches "k" case-insensitively. The other notices contain
+#: " created … group" or " turned … disappearing messages", so a "g" or "G"
+#: and a "d " or "D ".
+NOTICE_LAST = frozenset("uUdDkK\u212a")
+
 #: Longest body checked against ``_SENDER_SYSTEM_EVENTS``, in characters.
 _MAX_NOTICE_LENGTH = 400
 
@@ -185,6 +198,14 @@ _LIVE_LOCATION = re.compile(
     r"|live-locatie gedeeld",
     _I,
 )
+
+#: Last characters of the deletion and live location notices, in both cases,
+#: with the optional final full stop.
+SHORT_NOTICE_LAST = frozenset("dDeEtTaAmMoO.")
+
+#: Last characters of a line that can be a placeholder or end with a marker
+#: such as an edit notice: ``_PLACEHOLDER_LAST``, ">", and "" for an empty line.
+MARKER_LAST = frozenset((*_PLACEHOLDER_LAST, ">", ""))
 
 #: Length below which a whole body can be a deletion or live location notice,
 #: in characters.
@@ -293,6 +314,13 @@ def sender_system_event(body: str) -> str | None:
     if "\n" in body or len(body) > _MAX_NOTICE_LENGTH:
         return None
 
+    if not (
+        body[:1] in NOTICE_FIRST
+        or body[-1:] in NOTICE_LAST
+        or (("g" in body or "G" in body) and ("d " in body or "D " in body))
+    ):
+        return None
+
     if not _may_be_notice(body.lower()) and (
         body.isascii()
         # Dotted and dotless I and long S match an ASCII letter in the
@@ -346,6 +374,16 @@ def special_body(text: str) -> Body | None:
     Cheap checks rule out every marker for most bodies, which then need no
     :class:`Body`: the caller uses the text as it is.
     """
+    if "\n" not in text:
+        last = text[-1:]
+        if not (
+            last in MARKER_LAST
+            or last in SHORT_NOTICE_LAST
+            or last.isspace()
+            or ": http" in text
+        ):
+            return None
+
     if len(text) < _SHORT_NOTICE_LENGTH and _SHORT_NOTICE.fullmatch(text):
         return read_body(text)
 

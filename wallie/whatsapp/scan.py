@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from wallie.whatsapp.header import (
+    ANY_HEADER,
     HEADER,
     SCAN_HEADER,
     SCAN_HEADER_LF,
     HeaderShape,
+    exact_header,
     iter_lines,
     shape_of,
     split_lines,
@@ -48,6 +52,8 @@ class Scan:
       shapes: Evidence per header shape.
       headers_after_crlf: Headers that follow a line ended by CRLF.
       headers_after_lf: Headers that follow a line ended by a bare LF.
+      unmarked_blocks: For each block of :func:`read_blocks`, True when it
+        has no format mark, so the second pass need not look for any.
     """
 
     lines: int = 0
@@ -57,6 +63,7 @@ class Scan:
     )
     headers_after_crlf: int = 0
     headers_after_lf: int = 0
+    unmarked_blocks: list[bool] = field(default_factory=list)
 
     @property
     def dominant_shape(self) -> HeaderShape | None:
@@ -94,8 +101,9 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
 
     Note:
       The text is read in blocks of whole lines. One ``findall`` per block
-      lists the headers that follow a line ending, as tuples of the few groups
-      that matter, and a ``Counter`` of those tuples leaves a handful of
+      lists the headers that follow a line ending: only their dates, when
+      every header of the block has the dominant shape so far, else tuples of
+      the few groups that matter. A ``Counter`` of those leaves a handful of
       distinct ones to read in Python. The first line of the file has no line
       ending before it and is matched on its own.
     """
@@ -105,13 +113,16 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
         if scan.first_text is None:
             _find_first_text(scan, raw)
         block = strip_block_marks(raw)
+        scan.unmarked_blocks.append(block is raw)
         if block is None:
             _scan_lines(scan, split_lines(raw), ending)
         else:
             if not ending:
                 _scan_first_line(scan, block)
             _scan_block(scan, ending + block)
-        scan.lines += raw.count("\n") + raw.count("\r") - raw.count("\r\n")
+        scan.lines += raw.count("\n")
+        if "\r" in raw:
+            scan.lines += raw.count("\r") - raw.count("\r\n")
         ending = _ending(raw)
         if not ending:
             # Only the last block can end without a line ending.
@@ -148,8 +159,45 @@ def _scan_first_line(scan: Scan, block: str) -> None:
         _count_header(scan, shape_of(match), match["d1"], match["d2"], 1)
 
 
+@functools.lru_cache(maxsize=8)
+def _dates_pattern(shape: HeaderShape) -> re.Pattern[str]:
+    """Compile a pattern that finds the headers after an LF in a block.
+
+    ``findall`` gives the date of each header of ``shape`` in ASCII digits,
+    and an empty string for a line that starts like any other header.
+    """
+    exact = exact_header(shape, capture_time=False, digit="[0-9]")
+    return re.compile(f"\n(?:{exact}|{ANY_HEADER})")
+
+
+def _scan_dates(scan: Scan, text: str) -> bool:
+    """Count the headers after an LF in ``text`` when all have the dominant shape.
+
+    Counting the distinct dates of one shape costs a third of reading every
+    header's fields. Returns False, having counted nothing, when a line starts
+    like a header of another shape or no shape is known yet.
+    """
+    shape = scan.dominant_shape
+    if shape is None:
+        return False
+
+    found = Counter(_dates_pattern(shape).findall(text))
+    if "" in found:
+        return False
+
+    key = tuple(shape)
+    for date, count in found.items():
+        d1, d2, _ = date.split(shape.separator)
+        _count_header(scan, key, d1, d2, count)
+        scan.headers_after_lf += count
+    return True
+
+
 def _scan_block(scan: Scan, text: str) -> None:
     """Count the headers that follow a line ending in ``text``."""
+    if "\r" not in text and _scan_dates(scan, text):
+        return
+
     if "\r" not in text:
         found = Counter(SCAN_HEADER_LF.findall(text))
         for (bracket, d1, sep, d2, comma, second, ampm), count in found.items():

@@ -19,8 +19,9 @@ SNIFF_SIZE = 4096
 #: Size of the chunks decoded when locating an encoding error, in bytes.
 CHUNK_SIZE = 1 << 20
 
-#: Characters decoded per block by :func:`read_blocks`. Large enough that the
-#: per-block work is negligible, small enough that memory stays flat.
+#: Bytes (UTF-8) or characters (other codecs) per block of :func:`read_blocks`.
+#: Large enough that the per-block work is negligible, small enough that
+#: memory stays flat.
 BLOCK_SIZE = 1 << 20
 
 #: Opens a fresh binary stream positioned at the start of the export.
@@ -105,7 +106,7 @@ def read_blocks(
       opener: Opens the export as a binary stream.
       encoding: Codec from :func:`detect_encoding`.
       source: Name of the export, for error messages.
-      size: Characters decoded per read.
+      size: Bytes read per block for UTF-8, else characters decoded per block.
 
     Raises:
       ExportEncodingError: When the bytes do not decode, naming the byte
@@ -117,6 +118,10 @@ def read_blocks(
       at CR, LF or CRLF as in :func:`read_lines`. A line longer than ``size``
       makes a block longer than ``size``.
     """
+    if encoding == "utf-8-sig":
+        yield from _read_utf8_blocks(opener, source, size)
+        return
+
     with opener() as stream:
         text = io.TextIOWrapper(stream, encoding=encoding, newline="")
         try:
@@ -140,6 +145,33 @@ def read_blocks(
             # closed by garbage collection needs nothing.
             if not stream.closed:
                 text.detach()
+
+
+def _read_utf8_blocks(opener: Opener, source: str, size: int) -> Iterator[str]:
+    """Read UTF-8 blocks like :func:`read_blocks`, cutting the bytes before decoding.
+
+    In UTF-8 the bytes of CR and LF never occur inside another character, so
+    the bytes can be cut at a line ending and each block decoded in one call,
+    which is about twice as fast as a text reader.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+    with opener() as stream:
+        try:
+            carry: list[bytes] = []
+            while chunk := stream.read(size):
+                cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r", 0, len(chunk) - 1)) + 1
+                if cut == 0:
+                    carry.append(chunk)
+                    continue
+
+                head = b"".join([*carry, chunk[:cut]]) if carry else chunk[:cut]
+                yield decoder.decode(head)
+                carry = [chunk[cut:]] if cut < len(chunk) else []
+            tail = decoder.decode(b"".join(carry), final=True)
+            if tail:
+                yield tail
+        except UnicodeDecodeError as error:
+            raise locate_decode_error(opener, "utf-8-sig", source, error) from error
 
 
 def locate_decode_error(
