@@ -82,7 +82,31 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         Debounce(),
         GlassCeiling(settings),
     ]
+    if settings.embedded:
+        stack.append(EmbeddedBackoff())
     return stack
+
+
+class EmbeddedBackoff(Middleware):
+    """Cap the wait between retries when jobs run inside a command.
+
+    Actors back off for minutes between retries so that a worker fleet rides
+    out a provider outage.  The embedded default runs the jobs before the
+    command exits, so those waits would hold the operator's terminal for
+    up to half an hour on a job that cannot succeed.  Here each retry waits
+    at most :attr:`MAX_BACKOFF_MS`; a retry delay that an actor asks for
+    itself (a provider's ``Retry-After``) is kept.
+    """
+
+    #: Longest wait between two attempts of one embedded job, in milliseconds.
+    MAX_BACKOFF_MS = 2_000
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        actor = broker.get_actor(message.actor_name)
+        for option in ("min_backoff", "max_backoff"):
+            current = message.options.get(option, actor.options.get(option))
+            capped = self.MAX_BACKOFF_MS if current is None else min(current, self.MAX_BACKOFF_MS)
+            message.options[option] = capped
 
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
