@@ -11,6 +11,15 @@ from __future__ import annotations
 class WallieError(Exception):
     """Base class for every error raised by Wallie."""
 
+    def stored_text(self) -> str:
+        """Return the error text that may be kept in run history.
+
+        Errors whose message quotes user content (a line of a chat, say)
+        override this to leave the quote out, because run history outlives
+        the job and operators read it.
+        """
+        return str(self)
+
 
 class ConfigurationError(WallieError):
     """Raised when a setting is missing or has an invalid value.

@@ -140,3 +140,20 @@ def test_buffered_events_are_written_on_flush(stub_broker: dramatiq.Broker) -> N
 def test_negative_flush_interval_is_rejected() -> None:
     with pytest.raises(ValueError, match="got -1"):
         RunHistory(flush_interval_ms=-1)
+
+
+def test_failure_text_leaves_out_quoted_chat_lines(stub_broker: dramatiq.Broker) -> None:
+    from wallie.whatsapp.errors import NoMessagesError
+
+    @dramatiq.actor(broker=stub_broker, max_retries=0)
+    def import_chat(user_id: int) -> None:
+        raise NoMessagesError("chat.txt", 1, "13/25/26, 9:12 AM - Ana: my card is 4111", "month 25")
+
+    message = import_chat.send(7)
+    run_embedded(stub_broker)
+
+    [*_, run] = _runs(message.message_id)
+    assert run.error_type == "NoMessagesError"
+    assert "line 1" in run.error
+    assert "month 25" in run.error
+    assert "4111" not in run.error

@@ -18,6 +18,7 @@ from dramatiq.middleware import Middleware
 
 from ..db.fields import utcnow
 from ..db.models import JobRun
+from ..errors import WallieError
 from ..logging import get_logger
 
 #: Argument names whose values are replaced by ``"[redacted]"`` in the history.
@@ -213,7 +214,8 @@ class RunHistory(Middleware):
         # Retries runs after this hook (Dramatiq calls "after" hooks in reverse
         # order), so whether this attempt was the last is only known when the
         # message is nacked: until then the attempt counts as retrying.
-        error = {"error_type": type(exception).__name__, "error": str(exception)[:4000]}
+        text = exception.stored_text() if isinstance(exception, WallieError) else str(exception)
+        error = {"error_type": type(exception).__name__, "error": text[:4000]}
         self._finish(broker, message, "retrying", **error)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:

@@ -34,6 +34,10 @@ class NotAnExportError(WhatsAppError):
         self.line_number = line_number
         self.excerpt = excerpt
 
+    def stored_text(self) -> str:
+        """Return the message without the quoted line, which is chat content."""
+        return str(self).replace(f" ({self.excerpt!r})", "")
+
 
 class NoMessagesError(NotAnExportError):
     """Raised when message headers were found but none of them gave a message.
