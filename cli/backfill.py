@@ -115,7 +115,7 @@ def backfill_command(
     """Send ACTOR once for each target its signature takes.
 
     An actor with conversation_id gets one message per conversation, one
-    with user_id and day (or date) one per user and day, one with user_id
+    with user_id and day, date or local_date one per user and day, one with user_id
     one per user, one with day one per day.  Ctrl-C or SIGTERM stops after
     the batch in flight; --resume BACKFILL_ID continues without sending a
     target twice.  Without REDIS_URL each batch runs in this process.
@@ -136,7 +136,7 @@ def backfill_command(
             since=_day(since),
             until=_day(until),
             channel=channel,
-            arguments=check_arguments(declared, parse_pairs(pairs, None)) if pairs else {},
+            arguments=check_arguments(declared, parse_pairs(pairs, None), partial=True) if pairs else {},
         )
         plan = plan_backfill(declared, filters)
         if dry_run:

@@ -89,8 +89,13 @@ def parse_pairs(pairs: tuple[str, ...], json_args: str | None) -> dict[str, Any]
     return arguments
 
 
-def check_arguments(actor: dramatiq.Actor[Any, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+def check_arguments(
+    actor: dramatiq.Actor[Any, Any], arguments: dict[str, Any], *, partial: bool = False
+) -> dict[str, Any]:
     """Check ``arguments`` against the actor's signature and coerce simple types.
+
+    With ``partial``, required parameters may be missing, because the caller
+    fills them in later (a backfill adds each target's ids).
 
     Raises:
       click.UsageError: An argument is unknown, missing or of the wrong type.
@@ -108,7 +113,10 @@ def check_arguments(actor: dramatiq.Actor[Any, Any], arguments: dict[str, Any]) 
         )
 
     try:
-        signature.bind(**arguments)
+        if partial:
+            signature.bind_partial(**arguments)
+        else:
+            signature.bind(**arguments)
     except TypeError as error:
         raise click.UsageError(
             f"Arguments do not fit actor {actor.actor_name!r}: {error}. Valid arguments: {valid}."

@@ -1,8 +1,8 @@
 """Targets of a backfill: what an actor's signature takes, selected in a stable order.
 
 An actor is backfilled once per conversation (it takes ``conversation_id``),
-per user and day (``user_id`` and ``day`` or ``date``), per user
-(``user_id``) or per day (``day`` or ``date``).  Targets are read in
+per user and day (``user_id`` and ``day``, ``date`` or ``local_date``), per
+user (``user_id``) or per day.  Targets are read in
 ascending key order with keyset pagination, so the key of the last target
 sent (the cursor) is where a resumed backfill continues.
 """
@@ -27,7 +27,7 @@ KINDS = ("conversation", "user_day", "user", "day")
 
 #: Parameters a backfill fills in; an actor's other parameters need a default
 #: or a fixed value given with the backfill.
-TARGET_PARAMETERS = ("conversation_id", "user_id", "day", "date")
+TARGET_PARAMETERS = ("conversation_id", "user_id", "day", "date", "local_date")
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,12 @@ class Target:
 
 
 def day_parameter(parameters: dict[str, inspect.Parameter]) -> str | None:
-    """Return the name of the actor's date parameter (``day`` or ``date``), if any."""
-    for name in ("day", "date"):
+    """Return the name of the actor's date parameter, if any.
+
+    ``local_date`` is a day in the user's own time zone (daily summaries and
+    churn checks); a backfill sends the same ISO dates for it.
+    """
+    for name in ("day", "date", "local_date"):
         if name in parameters:
             return name
 
