@@ -54,7 +54,10 @@ def resolve_contact(user: User, value: str) -> Contact:
         contact = Contact.get_or_none((Contact.id == int(text)) & (Contact.user == user))
     else:
         raise click.BadParameter(
-            f"{value!r} is not an email, a +E.164 phone number or a contact id.", param_hint="--contact"
+            f"{value!r} is not a contact reference. Name the contact by one of: its email "
+            "address (ana@example.com), its phone number in +E.164 form (+31612345678), "
+            "or its numeric contact id (42).",
+            param_hint="--contact",
         )
 
     if contact is None:
@@ -99,7 +102,13 @@ def _print_counts(counts: dict[str, Any]) -> None:
 
     click.echo(f"  media files: {counts['files']['media']}")
     click.echo(f"  outbox mail files: {counts['files']['outbox']}")
+    click.echo(f"  upload files: {counts['files']['uploads']}")
     click.echo(f"  Redis keys: {counts['redis_keys']}")
+    if counts["mentions_left"]:
+        click.echo(
+            f"Kept: {counts['mentions_left']} mails and notifications that name the contact "
+            "among others, such as daily summaries."
+        )
 
 
 @click.command(short_help="Erase an account, one contact's data or one import (GDPR).")

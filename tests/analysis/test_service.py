@@ -17,6 +17,7 @@ from wallie.analysis.jobs import run_analysis
 from wallie.analysis.service import (
     SIGNAL_PREFIX,
     STRONG_INTENT_CODE,
+    addressed_contact,
     analyze_conversation,
     reminder_key,
     score_conversation,
@@ -356,3 +357,57 @@ def test_group_scores_each_other_participant(db: peewee.Database) -> None:
     by_contact = {row.contact_id: row.score for row in scored}
     assert set(by_contact) == {ana.id, bo.id}
     assert by_contact[ana.id] > by_contact[bo.id]
+
+
+def _group_promise(names: tuple[str, ...], inbound_from: int | None) -> tuple[list[Any], Reminder]:
+    """Analyse a group chat where the user promises something; return members and reminder."""
+    chat = make_chat()
+    group, members = group_chat(chat.user, names)
+    sent_at = utcnow()
+    if inbound_from is not None:
+        Message.create(
+            user=chat.user, channel="whatsapp", external_id=f"g-in-{group.id}", conversation=group,
+            sender=members[inbound_from], direction="inbound", sent_at=sent_at - timedelta(minutes=30),
+            body="Hello all.",
+        )
+
+    Message.create(
+        user=chat.user, channel="whatsapp", external_id=f"g-out-{group.id}", conversation=group,
+        direction="outbound", sent_at=sent_at - timedelta(minutes=20), body=PROMISE,
+    )
+    analyze_conversation(chat.user.id, group.id, offline)
+    return members, Reminder.get(Reminder.conversation == group.id)
+
+
+def test_group_promise_gets_addressed_contact(db: peewee.Database) -> None:
+    # Given a group where Ana Souza wrote first, so the reminder names her
+    members, reminder = _group_promise(("Ana Souza", "Ana", "Bruno Lima"), inbound_from=0)
+
+    # Then the user's promise is linked to her, not to "Ana" or Bruno
+    assert reminder.text.startswith("You promised Ana Souza")
+    assert reminder.contact_id == members[0].id
+
+
+def test_group_promise_without_named_member_has_no_contact(db: peewee.Database) -> None:
+    # Given a group where no member wrote, so the reminder names nobody
+    _, reminder = _group_promise(("Ana Souza", "Bruno Lima"), inbound_from=None)
+
+    assert reminder.text.startswith("You promised the contact")
+    assert reminder.contact_id is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("You promised Ana Souza: “call”", 1),
+        ("You promised ana souza: “call”", 1),
+        ("You promised Ana: “call”", 2),
+        ("You promised Anabel: “call”", None),
+        ("Ana Souza and Bruno Lima asked you", None),
+        ("You promised the contact: “call”", None),
+    ],
+)
+def test_addressed_contact_matches_whole_names(text: str, expected: int | None) -> None:
+    members = [(1, "Ana Souza"), (2, "Ana"), (3, "Bruno Lima")]
+
+    assert addressed_contact(text, members) == expected

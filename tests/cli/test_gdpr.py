@@ -25,6 +25,7 @@ def test_gdpr_delete_dry_run_counts(runner: CliRunner, cli_env: Settings) -> Non
     assert document["tables"]["message"] == 1
     assert document["tables"]["user"] == 1
     assert document["files"]["media"] == 2
+    assert document["files"]["uploads"] == 3
     assert User.get_or_none(User.id == account.user.id) is not None
 
 
@@ -131,8 +132,35 @@ def test_backfill_dry_run_and_run(runner: CliRunner, cli_env: Settings, db: peew
     assert seen == [(user.id, f"2026-03-0{day}") for day in (1, 2, 3, 4)]
 
 
+def test_backfill_product_actors_dry_run(runner: CliRunner, cli_env: Settings, db: peewee.Database) -> None:
+    import actors  # noqa: F401 - declares the product actors
+
+    user = User.create(email="ana@example.com")
+    days = ["--since", "2026-03-01", "--until", "2026-03-04"]
+
+    fixed = runner.invoke(
+        cli, ["backfill", "conversation_analysis", "--all-users", "--arg", "engine=offline", "--dry-run"]
+    )
+    summary = runner.invoke(cli, ["backfill", "daily_summary", "--user", user.email, *days, "--dry-run"])
+
+    assert fixed.exit_code == 0, fixed.output
+    assert summary.exit_code == 0, summary.output
+    assert "Would send daily_summary 4 times" in summary.output
+
+
 def test_backfill_rejects_bad_rate(runner: CliRunner, cli_env: Settings) -> None:
     result = runner.invoke(cli, ["backfill", "outbox_sweep", "--rate", "fast"])
 
     assert result.exit_code == 2
     assert "not a rate" in result.output
+
+
+def test_gdpr_delete_rejects_contact_name(runner: CliRunner, cli_env: Settings) -> None:
+    account = fill_account("ana", cli_env, "+31611111111")
+
+    result = runner.invoke(cli, ["gdpr-delete", "--user", account.user.email, "--contact", "Ana Souza", "--dry-run"])
+
+    assert result.exit_code == 2
+    assert "email address" in result.output
+    assert "+E.164" in result.output
+    assert "contact id" in result.output

@@ -43,9 +43,11 @@ from wallie.db.models import (
     User,
 )
 from wallie.gdpr import user_media_dir
+from wallie.knowledge.uploads import stage_upload
 from wallie.notify import MailContent, add_email, deliver
 from wallie.notify.transports import eml_file_name
 from wallie.settings import Settings
+from wallie.whatsapp.importer import chunk_folder, file_digest
 
 BASE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -89,7 +91,23 @@ def _contact_handle(account: Account, settings: Settings) -> None:
 
 
 def _import(account: Account, settings: Settings) -> None:
-    account.rows["import"] = Import.create(user=account.user, kind="whatsapp", source_name=f"chat-{account.tag}.zip")
+    """An import with its staged upload and a chunk file, and the upload of a failed import."""
+    source = settings.home / f"chat-{account.tag}.txt"
+    source.write_text(f"02/03/2026, 09:00 - Client {account.tag}: Call me on {account.phone}\n")
+    sha256, size = file_digest(source)
+    staged = settings.home / stage_upload(settings, source, account.user.id)
+    account.rows["import"] = Import.create(
+        user=account.user, kind="whatsapp", source_name=source.name, sha256=sha256, size_bytes=size
+    )
+    chunk = chunk_folder(settings, account.rows["import"].id) / "chunk-1.json"
+    chunk.parent.mkdir(parents=True)
+    chunk.write_text(f'[["m1", "2026-03-02T09:00:00", "Client {account.tag}", "{account.phone}"]]')
+    source.write_text("not a chat export")
+    failed = settings.home / stage_upload(settings, source, account.user.id)
+    source.unlink()
+    account.rows["upload"] = staged
+    account.rows["failed_upload"] = failed
+    account.files += [str(staged), str(chunk), str(failed)]
 
 
 def _conversation(account: Account, settings: Settings) -> None:

@@ -23,7 +23,9 @@ from wallie.gdpr import check_rules, request_deletion, run_deletion
 from wallie.gdpr.deletion import dry_run_counts
 from wallie.gdpr.errors import PersonalDataInReceipt
 from wallie.gdpr.rules import RECEIPT_ACTIONS
+from wallie.gdpr.external import user_upload_dir
 from wallie.settings import Settings
+from wallie.whatsapp.importer import chunk_folder
 
 
 def _rows_naming_user(user_id: int) -> dict[str, int]:
@@ -105,6 +107,9 @@ def test_account_deletion_complete(settings: Settings, db: peewee.Database) -> N
     assert after["deletion_request"] == before["deletion_request"] + 1
     assert receipt["files"]["media"] == 2
     assert receipt["files"]["outbox"] == 2
+    # The import's upload and chunk file, and the upload of a failed import.
+    assert receipt["files"]["uploads"] == 3
+    assert not user_upload_dir(settings, account.user.id).exists()
 
 
 def test_account_deletion_with_redis(redis_settings: Settings, db: peewee.Database) -> None:
@@ -253,7 +258,9 @@ def test_contact_deletion_exact_rows(settings: Settings, db: peewee.Database) ->
     assert dry["tables"] == removed
     assert Conversation.get_or_none(Conversation.id == group.id) is not None
     assert User.get_or_none(User.id == account.user.id) is not None
-    assert not Path(account.files[0]).exists()
+    photo = next(path for path in account.files if "photo-" in path)
+    assert not Path(photo).exists()
+    assert account.rows["upload"].exists()
 
 
 def test_contact_deletion_notifies_user(settings: Settings, db: peewee.Database) -> None:
@@ -276,6 +283,7 @@ def test_import_deletion_exact_rows(settings: Settings, db: peewee.Database) -> 
     before = row_counts()
 
     # When the import is deleted
+    dry = dry_run_counts("import", account.user.id, account.rows["import"].id, settings)
     request = request_deletion("import", account.user.id, account.rows["import"].id)
     receipt = run_deletion(request.id, settings).receipt
 
@@ -298,3 +306,101 @@ def test_import_deletion_exact_rows(settings: Settings, db: peewee.Database) -> 
     assert receipt["tables"] == removed
     assert Contact.get_by_id(account.rows["client"].id) is not None
     assert Attachment.select().where(Attachment.user == account.user).count() == 0
+    # Its upload and chunk file are gone; another import's upload stays.
+    assert receipt["files"]["uploads"] == 2
+    assert dry["files"] == receipt["files"]
+    assert not account.rows["upload"].exists()
+    assert not chunk_folder(settings, account.rows["import"].id).exists()
+    assert account.rows["failed_upload"].exists()
+
+
+def _add_contact_notices(account: Account, settings: Settings) -> dict:
+    """Add a delivered hot-lead crossing, a legacy group reminder and a daily summary."""
+    from wallie.analysis.hot_leads import queue_hot_lead
+    from wallie.db.models import LeadScore, Reminder
+    from wallie.notify import MailContent, add_email, deliver
+
+    client = account.rows["client"]
+    score = LeadScore.get(LeadScore.contact == client)
+    hot = queue_hot_lead(account.user.id, client.id, score.id, settings)
+    for item in hot:
+        deliver(item.id, settings)
+
+    colleague = Contact.create(user=account.user, name="Colleague")
+    group, _ = _add_group(account, colleague)
+    promise = Message.create(
+        user=account.user, channel="whatsapp", external_id=f"g-{account.tag}-3", conversation=group,
+        direction="outbound", sent_at=account.rows["message"].sent_at, body="I will call",
+    )
+    legacy = Reminder.create(
+        user=account.user, key=f"legacy-{account.tag}", conversation=group, source_message=promise,
+        text=f"You promised {client.name}: “I will call”", due_at=promise.sent_at,
+    )
+    summary = add_email(
+        account.user, f"daily-summary:{account.tag}", account.user.email,
+        MailContent(subject="Your day", text=f"Follow up with {client.name} and Colleague."),
+    )
+    deliver(summary.id, settings)
+    return {"hot": [item.id for item in hot], "legacy": legacy.id, "summary": summary.id}
+
+
+def test_contact_deletion_removes_notices(settings: Settings, db: peewee.Database) -> None:
+    from wallie.db.models import Notification, OutboxItem, Reminder
+    from wallie.notify.transports import eml_file_name
+
+    # Given a contact with a delivered hot-lead notice, mail and in-app
+    # notification, a group reminder without contact naming it, and a summary
+    account = fill_account("ana", settings, "+31611111111")
+    other = fill_account("bob", settings, "+31622222222")
+    made = _add_contact_notices(account, settings)
+    _add_contact_notices(other, settings)
+    hot_mails = [
+        settings.outbox_dir / eml_file_name(item.idempotency_key)
+        for item in OutboxItem.select().where(OutboxItem.id.in_(made["hot"]) & (OutboxItem.kind == "email"))
+    ]
+    assert all(path.exists() for path in hot_mails)
+    client_id = account.rows["client"].id
+    dry = dry_run_counts("contact", account.user.id, client_id, settings)
+
+    # When the contact's data is erased
+    request = request_deletion("contact", account.user.id, client_id)
+    receipt = run_deletion(request.id, settings).receipt
+
+    # Then the notices about it alone are gone, with their mail files
+    assert OutboxItem.select().where(OutboxItem.id.in_(made["hot"])).count() == 0
+    assert not any(path.exists() for path in hot_mails)
+    mine = Notification.select().where(Notification.user == account.user)
+    assert [note.kind for note in mine] == ["hot_lead"]  # the factory's, with no contact id
+    assert Reminder.get_or_none(Reminder.id == made["legacy"]) is None
+    assert receipt["tables"]["outbox_item"] == 2
+    assert receipt["tables"]["notification"] == 1
+    assert receipt["files"]["outbox"] == 1
+    # The summary naming several contacts is kept and counted
+    assert OutboxItem.get_or_none(OutboxItem.id == made["summary"]) is not None
+    # The factory's notification names the client too but carries no contact id.
+    assert receipt["mentions_left"] == 2
+    assert dry["tables"] == receipt["tables"]
+    assert dry["files"] == receipt["files"]
+    assert dry["mentions_left"] == receipt["mentions_left"]
+    # And the other account keeps its notices
+    others = Notification.select().where(Notification.user == other.user).count()
+    assert others == 2
+
+
+def test_contact_reminder_deleted_with_source_message(settings: Settings, db: peewee.Database) -> None:
+    from wallie.db.models import Reminder
+
+    # Given a reminder with no contact whose source is a message the client sent
+    account = fill_account("ana", settings, "+31611111111")
+    colleague = Contact.create(user=account.user, name="Colleague")
+    group, client_message = _add_group(account, colleague)
+    reminder = Reminder.create(
+        user=account.user, key="from-client", conversation=group, source_message=client_message,
+        text="Someone asked you to call", due_at=client_message.sent_at,
+    )
+
+    request = request_deletion("contact", account.user.id, account.rows["client"].id)
+    run_deletion(request.id, settings)
+
+    assert Reminder.get_or_none(Reminder.id == reminder.id) is None
+    assert Conversation.get_or_none(Conversation.id == group.id) is not None

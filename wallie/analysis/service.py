@@ -293,13 +293,14 @@ def _store(
 ) -> None:
     by_id = {row.id: row for row in rows}
     now = utcnow()
+    members = group_members(chat.id) if chat.is_group and result.reminders else []
     database = MessageRow._meta.database
     with database.atomic():
         reminder_rows = [
             {
                 "user": user.id,
                 "key": reminder_key(draft.source_message_id, draft.text),
-                "contact": _contact_of(by_id[draft.source_message_id], chat),
+                "contact": _reminder_contact(by_id[draft.source_message_id], chat, draft.text, members),
                 "conversation": chat.id,
                 "source_message": draft.source_message_id,
                 "text": draft.text,
@@ -350,6 +351,56 @@ def _contact_of(row: MessageRow, chat: ConversationRow) -> int | None:
         return row.sender_id
 
     return chat.contact_id
+
+
+def _reminder_contact(
+    row: MessageRow, chat: ConversationRow, text: str, members: Sequence[tuple[int, str]]
+) -> int | None:
+    """Return the contact a reminder is about, so erasing that contact deletes it.
+
+    A message the contact sent is about its sender, and any message of a
+    one-to-one chat is about the chat's contact.  A message the user sent to
+    a group is about the member the reminder's text names.  When the text
+    names no member, or several, the contact stays unknown (None).
+    """
+    if not chat.is_group or (row.direction == "inbound" and row.sender_id is not None):
+        return _contact_of(row, chat)
+
+    return addressed_contact(text, members)
+
+
+def group_members(conversation_id: int) -> list[tuple[int, str]]:
+    """Return the ids and names of a conversation's participants, the user excluded."""
+    query = (
+        Contact.select(Contact.id, Contact.name)
+        .join(ConversationParticipant, on=(ConversationParticipant.contact == Contact.id))
+        .where(
+            (ConversationParticipant.conversation == conversation_id)
+            & (Contact.is_self == False)  # noqa: E712 - peewee expression
+        )
+        .order_by(Contact.id)
+    )
+    return [(contact_id, name) for contact_id, name in query.tuples() if name and name.strip()]
+
+
+def addressed_contact(text: str, members: Sequence[tuple[int, str]]) -> int | None:
+    """Return the one member whose name ``text`` contains as whole words, else None.
+
+    A name inside a longer matching name ("Ana" in "Ana Souza") does not
+    count, so "You promised Ana Souza" finds Ana Souza alone.  Case is
+    ignored.
+    """
+    matches = [
+        (contact_id, name.strip())
+        for contact_id, name in members
+        if re.search(rf"(?<!\w){re.escape(name.strip())}(?!\w)", text, re.IGNORECASE)
+    ]
+    longest = [
+        contact_id
+        for contact_id, name in matches
+        if not any(name.lower() in other.lower() and name != other for _, other in matches)
+    ]
+    return longest[0] if len(longest) == 1 else None
 
 
 def _entity_row(

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from ..db.fields import utcnow
@@ -25,8 +26,11 @@ from ..db.models import (
     Attachment,
     AuditLog,
     DeletionRequest,
+    Import,
     Message,
+    Notification,
     OutboxItem,
+    Reminder,
     User,
 )
 from ..errors import NotFound
@@ -36,6 +40,7 @@ from ..notify import MailContent, add_email
 from ..settings import Settings
 from . import external
 from .errors import DeletionInProgress, PersonalDataInReceipt
+from .notices import ContactNotices, find_contact_notices
 from .plan import (
     Step,
     cascade_steps,
@@ -105,7 +110,12 @@ def check_no_personal_data(name: str, value: str) -> None:
 
 def empty_counts() -> dict[str, Any]:
     """Return the counts of a request that has deleted nothing yet."""
-    return {"tables": {}, "files": {"media": 0, "outbox": 0}, "redis_keys": 0}
+    return {
+        "tables": {},
+        "files": {"media": 0, "outbox": 0, "uploads": 0},
+        "redis_keys": 0,
+        "mentions_left": 0,
+    }
 
 
 def request_deletion(
@@ -249,8 +259,10 @@ def _remove_user_files(request: DeletionRequest, settings: Settings) -> None:
     user = User.get_or_none(User.id == request.user_id)
     outbox = external.remove_outbox_files_to(settings, user.email) if user else 0
     media = external.remove_user_media_dir(settings, request.user_id)
+    uploads = external.remove_user_upload_dir(settings, request.user_id)
     redis_keys = external.delete_redis_keys(settings, request.user_id)
-    _add_counts(request, {"files": {"media": media, "outbox": outbox}, "redis_keys": redis_keys})
+    files = {"media": media, "outbox": outbox, "uploads": uploads}
+    _add_counts(request, {"files": files, "redis_keys": redis_keys})
 
 
 def _delete_part(
@@ -259,10 +271,21 @@ def _delete_part(
     if "conversations" not in request.plan:
         # Computed once: after the first batches the contact's participant
         # rows are gone, so a resumed run could not find them again.
-        request.plan = {**request.plan, "conversations": _candidates(request)}
+        plan: dict[str, Any] = {"conversations": _candidates(request)}
+        if request.scope == "contact":
+            notices = find_contact_notices(request.user_id, request.target_id)
+            plan["notices"] = _notice_plan(notices)
+            # NOTE: summaries and reports that name several contacts are
+            # kept, so the contact's name stays in them and their .eml files.
+            # The receipt counts these items as mentions_left.
+            request.counts = merge_counts(
+                request.counts or empty_counts(), {"mentions_left": notices.mentions_left}
+            )
+
+        request.plan = {**request.plan, **plan}
         request.save()
 
-    for step in _root_steps(request):
+    for step in _root_steps(request) + _notice_steps(request.user_id, request.plan):
         _run_step(request, step, settings, batch_size, after_batch)
 
     for chunk in chunks(request.plan["conversations"]):
@@ -270,6 +293,26 @@ def _delete_part(
         if empty:
             for step in conversation_steps(request.user_id, empty):
                 _run_step(request, step, settings, batch_size, after_batch)
+
+
+def _notice_plan(notices: ContactNotices) -> dict[str, list[int]]:
+    return {
+        "outbox_item": notices.outbox_ids,
+        "notification": notices.notification_ids,
+        "reminder": notices.reminder_ids,
+    }
+
+
+def _notice_steps(user_id: int, plan: dict[str, Any]) -> list[Step]:
+    """Return the steps that delete the rows :func:`find_contact_notices` found."""
+    models = {"outbox_item": OutboxItem, "notification": Notification, "reminder": Reminder}
+    steps = []
+    for table, ids in (plan.get("notices") or {}).items():
+        model = models[table]
+        for chunk in chunks(ids):
+            steps.append(Step(model, (model.user == user_id) & model.id.in_(list(chunk))))
+
+    return steps
 
 
 def _candidates(request: DeletionRequest) -> list[int]:
@@ -328,6 +371,11 @@ def _remove_files(step: Step, ids: list[int], settings: Settings) -> dict[str, i
             OutboxItem.id.in_(ids) & (OutboxItem.kind == "email")
         )
         return {"outbox": external.remove_outbox_files(settings, [row[0] for row in query.tuples()])}
+
+    if step.model is Import:
+        query = Import.select(Import.id, Import.user, Import.sha256).where(Import.id.in_(ids))
+        removed = sum(external.remove_import_files(settings, *row) for row in query.tuples())
+        return {"uploads": removed}
 
     return {}
 
@@ -388,6 +436,7 @@ def build_receipt(request: DeletionRequest, settings: Settings) -> dict[str, Any
         "total_rows": sum(counts["tables"].values()),
         "files": counts["files"],
         "redis_keys": counts["redis_keys"],
+        "mentions_left": counts["mentions_left"],
         "backup_retention_days": settings.backup_retention_days,
         "backups_expire_at": expires.isoformat(),
     }
@@ -453,7 +502,9 @@ def notice_text(receipt: dict[str, Any]) -> str:
     lines += [
         f"Media files removed: {receipt['files']['media']}",
         f"Outbox mail files removed: {receipt['files']['outbox']}",
+        f"Upload files removed: {receipt['files'].get('uploads', 0)}",
         f"Redis keys removed: {receipt['redis_keys']}",
+        f"Mails and notifications kept that still name the contact: {receipt.get('mentions_left', 0)}",
         "",
         f"Backups keep the deleted data until {receipt['backups_expire_at']} "
         f"({receipt['backup_retention_days']} days).",
@@ -482,13 +533,25 @@ def _dry_run_user(user_id: int, settings: Settings) -> dict[str, Any]:
     for step in user_steps(user_id):
         counts = merge_counts(counts, _step_counts(step, None, settings))
 
+    # The steps counted the files named by rows; these are the files that
+    # only the folder and address sweeps of the user step find.
     user = User.get_or_none(User.id == user_id)
-    outbox = len(external.outbox_files_to(settings, user.email)) if user else 0
+    items = OutboxItem.select(OutboxItem.idempotency_key).where(
+        (OutboxItem.user == user_id) & (OutboxItem.kind == "email")
+    )
+    known_mail = set(external.outbox_file_paths(settings, [row[0] for row in items.tuples()]))
+    addressed = external.outbox_files_to(settings, user.email) if user else []
+    outbox = sum(1 for path in addressed if path.resolve() not in known_mail)
     attachments = Attachment.select(Attachment.path).where(Attachment.user == user_id)
     known = {external.media_path(settings, row[0]) for row in attachments.tuples()}
     media = sum(1 for path in external.user_media_files(settings, user_id) if path not in known)
+    known_uploads = set(_import_files(Import.user == user_id, settings))
+    uploads = sum(
+        1 for path in external.user_upload_files(settings, user_id) if path not in known_uploads
+    )
     redis_keys = external.count_redis_keys(settings, user_id)
-    return merge_counts(counts, {"files": {"outbox": outbox, "media": media}, "redis_keys": redis_keys})
+    files = {"outbox": outbox, "media": media, "uploads": uploads}
+    return merge_counts(counts, {"files": files, "redis_keys": redis_keys})
 
 
 def _dry_run_part(scope: str, user_id: int, target_id: int, settings: Settings) -> dict[str, Any]:
@@ -510,6 +573,20 @@ def _dry_run_part(scope: str, user_id: int, target_id: int, settings: Settings) 
         for step in conversation_steps(user_id, chunk):
             counts = merge_counts(counts, _step_counts(step, conditions.get(step.model), settings))
 
+    if scope == "contact":
+        notices = find_contact_notices(user_id, target_id)
+        plan = {"notices": _notice_plan(notices)}
+        for step in _notice_steps(user_id, plan):
+            already = conditions.get(step.model)
+            if already is not None:
+                # Not ``& ~already``: a NULL foreign key makes that NULL, not true.
+                overlap = step.model.select().where(step.condition & already)
+                step = Step(step.model, step.condition & step.model.id.not_in(overlap.select(step.model.id)))
+
+            counts = merge_counts(counts, _step_counts(step, None, settings))
+
+        counts = merge_counts(counts, {"mentions_left": notices.mentions_left})
+
     return counts
 
 
@@ -521,4 +598,18 @@ def _step_counts(step: Step, already: Any, settings: Settings) -> dict[str, Any]
         paths = [row[0] for row in Attachment.select(Attachment.path).where(condition).tuples()]
         counts["files"] = {"media": external.count_media_files(settings, paths)}
 
+    if step.model is OutboxItem and rows:
+        query = OutboxItem.select(OutboxItem.idempotency_key).where(condition & (OutboxItem.kind == "email"))
+        paths = external.outbox_file_paths(settings, [row[0] for row in query.tuples()])
+        counts["files"] = {"outbox": len(paths)}
+
+    if step.model is Import and rows:
+        counts["files"] = {"uploads": len(set(_import_files(condition, settings)))}
+
     return counts
+
+
+def _import_files(condition: Any, settings: Settings) -> list[Path]:
+    """Return the upload and chunk files of the imports matching ``condition``."""
+    query = Import.select(Import.id, Import.user, Import.sha256).where(condition)
+    return [path for row in query.tuples() for path in external.import_files(settings, *row)]

@@ -13,6 +13,12 @@ Naming rules that deletion relies on:
 - Outbox mail is written as ``{sha256(key)[:24]}.eml``; deletion removes the
   file of each deleted outbox item and every ``.eml`` whose ``To`` header is
   the deleted user's address.
+- A user's uploads live under :func:`user_upload_dir`
+  (``uploads/users/{user_id}/``) as ``{sha256[:16]}-{name}``, so an
+  import's upload is found by :attr:`Import.sha256`.  A batch import's chunk
+  files live in ``media/imports/{import_id}/``.  Deleting an import removes
+  both; deleting an account also removes the user's uploads folder, which
+  contains the uploads of failed imports too.
 """
 
 from __future__ import annotations
@@ -154,6 +160,92 @@ def user_media_files(settings: Settings, user_id: int) -> list[Path]:
         return []
 
     return [path.resolve() for path in folder.rglob("*") if path.is_file()]
+
+
+def user_upload_dir(settings: Settings, user_id: int) -> Path:
+    """Return the folder where the uploads of ``user_id`` are staged."""
+    # Imported here because the importers import this module.
+    from ..knowledge.uploads import user_uploads_key
+
+    return settings.home / user_uploads_key(user_id)
+
+
+def _files_inside_home(settings: Settings, folder: Path) -> list[Path]:
+    """Return the resolved files under ``folder``, or [] if it leaves ``WALLIE_HOME``."""
+    home = settings.home.resolve()
+    if not folder.is_dir():
+        return []
+
+    resolved = folder.resolve()
+    if not resolved.is_relative_to(home) or resolved == home:
+        logger.warning("Ignored the folder %s, which is outside WALLIE_HOME.", folder)
+        return []
+
+    return [path.resolve() for path in resolved.rglob("*") if path.is_file()]
+
+
+def user_upload_files(settings: Settings, user_id: int) -> list[Path]:
+    """Return the resolved paths of the files in the user's uploads folder."""
+    return _files_inside_home(settings, user_upload_dir(settings, user_id))
+
+
+def remove_user_upload_dir(settings: Settings, user_id: int) -> int:
+    """Remove the user's uploads folder; return how many files it still held."""
+    files = user_upload_files(settings, user_id)
+    if files:
+        shutil.rmtree(user_upload_dir(settings, user_id).resolve())
+
+    return len(files)
+
+
+def import_files(settings: Settings, user_id: int, import_id: int, sha256: str) -> list[Path]:
+    """Return the resolved files of one import: its staged upload and its chunk files.
+
+    The upload is any file named ``{sha256[:16]}-*`` in the user's uploads
+    folder, or in the ``uploads`` folder itself, where uploads were staged
+    before they were kept per user.
+    """
+    # Imported here because the importers import this module.
+    from ..knowledge.uploads import UPLOADS
+    from ..whatsapp.importer import chunk_folder
+
+    found = _files_inside_home(settings, chunk_folder(settings, import_id))
+    if len(sha256) < 16:
+        return found
+
+    # NOTE: a file in the shared ``uploads`` folder with this digest may also
+    # be the staged copy of another user's identical file.  It is removed too,
+    # so that user's import, if it has not run yet, fails with "no such file".
+    prefix = f"{sha256[:16]}-"
+    for folder in (user_upload_dir(settings, user_id), settings.home / UPLOADS):
+        found += [
+            path
+            for path in _files_inside_home(settings, folder)
+            if path.parent == folder.resolve() and path.name.startswith(prefix)
+        ]
+
+    return found
+
+
+def remove_import_files(settings: Settings, user_id: int, import_id: int, sha256: str) -> int:
+    """Remove the files of one import (see :func:`import_files`); return how many."""
+    files = import_files(settings, user_id, import_id, sha256)
+    for path in files:
+        path.unlink(missing_ok=True)
+
+    from ..whatsapp.importer import chunk_folder
+
+    folder = chunk_folder(settings, import_id)
+    if folder.is_dir() and folder.resolve().is_relative_to(settings.home.resolve()):
+        shutil.rmtree(folder.resolve())
+
+    return len(files)
+
+
+def outbox_file_paths(settings: Settings, keys: Iterable[str]) -> list[Path]:
+    """Return the existing ``.eml`` files of the outbox items with idempotency ``keys``."""
+    paths = (settings.outbox_dir / eml_file_name(key) for key in keys)
+    return [path.resolve() for path in paths if path.exists()]
 
 
 def remove_outbox_files(settings: Settings, keys: Iterable[str]) -> int:

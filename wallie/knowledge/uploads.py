@@ -19,7 +19,9 @@ from wallie.whatsapp.importer import ImportResult, import_whatsapp, split_into_c
 
 logger = get_logger(__name__)
 
-#: Folder under ``WALLIE_HOME`` where the command line stages uploads.
+#: Folder under ``WALLIE_HOME`` where the command line stages uploads.  Each
+#: user's uploads live in ``uploads/users/{user_id}/``, so deleting an account
+#: removes that folder.
 UPLOADS = "uploads"
 
 
@@ -33,7 +35,7 @@ class UploadPathError(WallieError):
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(
             f"Cannot read upload {path!r}: {problem}. Pass a storage key relative to "
-            f"WALLIE_HOME, such as {UPLOADS}/chat.zip, or a path inside WALLIE_HOME."
+            f"WALLIE_HOME, such as {UPLOADS}/users/7/chat.zip, or a path inside WALLIE_HOME."
         )
         self.path = path
 
@@ -76,18 +78,25 @@ def resolve_upload(settings: Settings, path: str) -> Path:
     return resolved
 
 
-def stage_upload(settings: Settings, source: str | os.PathLike[str]) -> str:
-    """Copy a local file into the uploads folder and return its storage key.
+def user_uploads_key(user_id: int) -> str:
+    """Return the storage key of the folder that contains the uploads of ``user_id``."""
+    return f"{UPLOADS}/users/{user_id}"
 
-    The key starts with the first 16 hex digits of the file's SHA-256, so a
-    file staged twice lands on the same key.
+
+def stage_upload(settings: Settings, source: str | os.PathLike[str], user_id: int) -> str:
+    """Copy a local file into the user's uploads folder and return its storage key.
+
+    The key is ``uploads/users/{user_id}/{digest}-{name}``, where the digest
+    is the first 16 hex digits of the file's SHA-256, so a file staged twice
+    for one user lands on the same key.  GDPR deletion finds an import's
+    upload by that digest (:attr:`Import.sha256`).
     """
     source = Path(source)
     digest = hashlib.sha256()
     with open(source, "rb") as stream:
         while block := stream.read(1 << 20):
             digest.update(block)
-    key = f"{UPLOADS}/{digest.hexdigest()[:16]}-{source.name}"
+    key = f"{user_uploads_key(user_id)}/{digest.hexdigest()[:16]}-{source.name}"
     target = settings.home / key
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
