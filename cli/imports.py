@@ -15,9 +15,14 @@ from wallie.db.models import User
 from wallie.knowledge.documents import import_document
 from wallie.knowledge.uploads import stage_upload
 from wallie.storage import get_or_create_user
-from wallie.whatsapp.importer import ImportResult, import_whatsapp, public_stats
+from wallie.whatsapp.importer import (
+    ImportResult,
+    MeRequiredError,
+    import_whatsapp,
+    public_stats,
+)
 
-from .common import CliContext, echo_json, json_option, pass_context
+from .common import RET_USAGE, CliContext, echo_json, fail, json_option, pass_context
 from .leads import leads_list_command, reminders_list_command
 
 #: Keys of ``import whatsapp --json``, in the order the text output uses.
@@ -36,7 +41,17 @@ SUMMARY_KEYS = (
     "unparsed_lines",
     "unparsed_samples",
     "conversation_id",
+    "me",
+    "locale",
+    "same_file_as_import",
+    "replaced_import",
 )
+
+#: Words of the text output for each source of the date order.
+_DATE_ORDER_SOURCES = {
+    "explicit": "from --date-order",
+    "file": "from the file",
+}
 
 #: The user the demo imports the sample chat for, unless --user names another.
 DEMO_USER = "demo@example.com"
@@ -90,26 +105,67 @@ def summary(result: ImportResult) -> dict[str, Any]:
     stats = public_stats(result.stats)
     document = {key: stats.get(key) for key in SUMMARY_KEYS}
     document["status"] = result.status
+    document["replaced"] = [
+        {"import_id": item["import_id"], "date_order": item["date_order"],
+         "me": item["me"]}
+        for item in stats.get("replaced") or []
+    ]
     return document
+
+
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """Return ``number`` and ``noun``, in the plural unless the number is 1."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def date_order_source(document: dict[str, Any]) -> str:
+    """Return where the date order came from, as the words inside the brackets."""
+    source = document["date_order_source"]
+    if source in _DATE_ORDER_SOURCES:
+        return _DATE_ORDER_SOURCES[source]
+
+    locale = document.get("locale")
+    where = f"from the locale {locale}" if locale else "the default with no locale set"
+    return f"{where}; pass --date-order if it is wrong"
+
+
+def replaced_line(item: dict[str, Any], document: dict[str, Any]) -> str:
+    """Return the sentence on a replaced import, naming how it read the file differently."""
+    differences = []
+    if item["date_order"] != document["date_order"]:
+        differences.append(f"read the dates in {item['date_order']} order")
+    if item["me"] and item["me"] != document.get("me"):
+        differences.append(f"took {item['me']!r} as you")
+    if not differences:
+        return f"Replaced import {item['import_id']}."
+
+    return f"Replaced import {item['import_id']}, which {' and '.join(differences)}."
 
 
 def print_summary(document: dict[str, Any], source: str) -> None:
     """Print an import summary as sentences."""
+    for item in document.get("replaced") or []:
+        click.echo(replaced_line(item, document))
     click.echo(
-        f"Imported {document['messages']} messages, {document['system_messages']} "
-        f"system events and {document['media']} media files from {source} "
+        f"Imported {count(document['messages'], 'message')}, "
+        f"{count(document['system_messages'], 'system event')} and "
+        f"{count(document['media'], 'media file')} from {source} "
         f"(import {document['import_id']}, {document['status']})."
     )
     if document["duplicates_skipped"]:
-        click.echo(f"Skipped {document['duplicates_skipped']} messages already stored.")
+        click.echo(f"Skipped {count(document['duplicates_skipped'], 'message')} "
+                   "already stored.")
+    if document.get("same_file_as_import") is not None:
+        click.echo(f"The file has the same contents as import "
+                   f"{document['same_file_as_import']}.")
     click.echo(f"Participants: {', '.join(document['participants'])}.")
     click.echo(f"From {document['first_message_at']} to {document['last_message_at']}.")
     click.echo(
-        f"Dates read in {document['date_order']} order (from the "
-        f"{document['date_order_source']})."
+        f"Dates read in {document['date_order']} order ({date_order_source(document)})."
     )
     if document["unparsed_lines"]:
-        click.echo(f"{document['unparsed_lines']} lines did not parse; the first ones:")
+        click.echo(f"{count(document['unparsed_lines'], 'line')} did not parse; "
+                   "the first ones:")
         for sample in document["unparsed_samples"] or []:
             click.echo(f"  line {sample['line_number']}: {sample['excerpt']!r} "
                        f"({sample['reason']})")
@@ -122,6 +178,9 @@ def _run_whatsapp(obj: CliContext, user: User, path: Path, me: str | None,
     try:
         result = import_whatsapp(user, path, obj.settings, me=me, date_order=date_order,
                                  progress=progress)
+    except MeRequiredError as error:
+        fail(error.describe("--me"), RET_USAGE)
+        raise
     finally:
         progress.close()
 
@@ -152,9 +211,12 @@ def whatsapp_command(obj: CliContext, path: Path, email: str, me: str | None,
                      date_order: str | None, as_json: bool) -> None:
     """Import PATH, a .txt or .zip file from WhatsApp's Export chat, for --user.
 
-    Importing the same chat again adds only the messages not stored yet.
+    Importing the same chat again adds only the messages not stored yet. A
+    copy of a file imported before adds nothing, whatever its name, and
+    importing a file again with another --date-order or --me replaces the
+    messages of the earlier import.
     Without REDIS_URL the import and the analysis run in this process; with
-    it, the file is copied under WALLIE_HOME/uploads and a worker imports it.
+    it, the file is copied under WALLIE_HOME/uploads/users/ID and a worker imports it.
     """
     user = ensure_user(obj, email)
     if not obj.embedded:
@@ -169,7 +231,7 @@ def whatsapp_command(obj: CliContext, path: Path, email: str, me: str | None,
 
 
 def _enqueue(obj: CliContext, user: User, path: Path, as_json: bool, **options: Any) -> None:
-    key = stage_upload(obj.settings, path)
+    key = stage_upload(obj.settings, path, user.id)
     actor = obj.broker.get_actor("knowledge_import")
     message = actor.send(user_id=user.id, path=key, **options)
     if as_json:

@@ -159,3 +159,29 @@ def test_batch_import_survives_a_crash_on_redis(
     assert row.stats["messages"] == 3_000
     assert row.stats["duplicates_skipped"] == 0
     assert Message.select().count() == 3_000
+
+
+def test_import_with_new_date_order_replaces(
+    stub_broker: dramatiq.Broker, configure: Callable[..., Settings], settings: Settings
+) -> None:
+    # Given an upload whose dates read in either order, imported day first
+    user, _ = get_or_create_user("sam@example.com", locale="en-GB")
+    generated_chat(settings.home / "uploads" / "chat.txt", 20)
+    key = "uploads/chat.txt"
+    actors.knowledge_import.send(user_id=user.id, path=key, me="Sam Carter")
+    run_embedded(stub_broker)
+    first = Import.get()
+
+    # When the worker imports it again month first
+    actors.knowledge_import.send(user_id=user.id, path=key, me="Sam Carter",
+                                 date_order="mdy")
+    run_embedded(stub_broker)
+
+    # Then the messages are stored once, with the month-first dates
+    second = Import.select().order_by(Import.id.desc()).get()
+    dates = {message.sent_at.date() for message in Message.select()}
+    assert Import.get_by_id(first.id).status == "replaced"
+    assert second.status == "done"
+    assert second.stats["replaced_import"] == first.id
+    assert Message.select().count() == 20
+    assert dates == {datetime.date(2026, 5, 1)}

@@ -11,11 +11,13 @@ import dramatiq
 import pytest
 from click.testing import CliRunner
 
+from cli.imports import print_summary
 from cli.main import cli
 from tests.conftest import CORPUS
 from tests.whatsapp.corpus_expected import EXPECTED
 from wallie.db.models import Contact, Import, LeadScore, Message, Reminder, User
 from wallie.broker import reset_broker, setup_broker
+from wallie.storage import get_or_create_user
 from wallie.settings import Settings, get_settings, reset_settings
 
 EMAIL = "sam@example.com"
@@ -83,8 +85,8 @@ def test_whatsapp_unclear_me_lists_participants(
     result = runner.invoke(cli, ["import", "whatsapp", str(sample(tmp_path)),
                                  "--user", EMAIL])
 
-    assert result.exit_code == 1
-    assert "'+14155550132', 'Ana Souza', 'Sam Carter'" in result.stderr
+    assert result.exit_code == 2
+    assert "Set --me to one of: '+14155550132', 'Ana Souza', 'Sam Carter'" in result.stderr
     assert Message.select().count() == 0
     assert Contact.select().count() == 0
 
@@ -203,7 +205,157 @@ def test_whatsapp_on_redis_stages_and_enqueues(
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     staged = get_settings().home / document["path"]
+    user = User.get(User.email == EMAIL)
     assert document["embedded"] is False
+    assert document["path"].startswith(f"uploads/users/{user.id}/")
     assert staged.name.endswith("-WhatsApp Chat with Ana Souza.txt")
     assert staged.is_file()
     assert Message.select().count() == 0
+
+
+def ambiguous_sample(tmp_path: Path, name: str = "ana.txt") -> Path:
+    """Write the sample chat with days of the month under 13, read in either order."""
+    text = sample(tmp_path).read_text(encoding="utf-8")
+    for day in ("23", "24", "25", "27"):
+        text = text.replace(f"11/{day}/26", f"11/0{int(day) - 20}/26")
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def import_text(runner: CliRunner, path: Path, *options: str) -> str:
+    result = runner.invoke(cli, ["import", "whatsapp", str(path), "--user", EMAIL,
+                                 "--me", "Sam Carter", *options])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_whatsapp_renamed_copy_skips_all(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    # Given the sample imported once
+    first = import_json(runner, sample(tmp_path), "--me", "Sam Carter")
+    copy = tmp_path / "ana-copy.txt"
+    copy.write_bytes(sample(tmp_path).read_bytes())
+
+    # When a copy under another name is imported
+    output = import_text(runner, copy)
+
+    # Then nothing is stored again and the output names the earlier import
+    assert "Imported 0 messages, 0 system events and 0 media files" in output
+    assert "Skipped 42 messages already stored." in output
+    assert f"The file has the same contents as import {first['import_id']}." in output
+    assert Message.select().count() == 42
+    assert Import.select().count() == 2
+
+
+def test_whatsapp_new_date_order_replaces_import(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    # Given an ambiguous chat read day first from a British user's locale
+    get_or_create_user(EMAIL, locale="en-GB")
+    path = ambiguous_sample(tmp_path)
+    first = import_text(runner, path)
+    first_id = Import.get().id
+    reminders = Reminder.select().count()
+    assert "Dates read in dmy order (from the locale en-GB; pass --date-order if it " \
+        "is wrong)." in first
+    assert reminders >= 1
+
+    # When it is imported again month first
+    output = import_text(runner, path, "--date-order", "mdy")
+
+    # Then the earlier import is replaced, so nothing is stored twice
+    assert f"Replaced import {first_id}, which read the dates in dmy order." in output
+    assert "Imported 38 messages, 4 system events and 2 media files" in output
+    assert "Dates read in mdy order (from --date-order)." in output
+    assert "Skipped" not in output
+    assert Message.select().count() == 42
+    assert Reminder.select().count() == reminders
+    assert Import.get_by_id(first_id).status == "replaced"
+
+
+def test_whatsapp_replaced_import_in_json(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    path = ambiguous_sample(tmp_path)
+    first = import_json(runner, path, "--me", "Sam Carter", "--date-order", "dmy")
+
+    document = import_json(runner, path, "--me", "Sam Carter", "--date-order", "mdy")
+
+    assert document["replaced_import"] == first["import_id"]
+    assert document["replaced"] == [
+        {"import_id": first["import_id"], "date_order": "dmy", "me": "Sam Carter"}
+    ]
+    assert document["same_file_as_import"] is None
+    assert document["messages"] == 38
+
+
+def test_whatsapp_date_order_from_file(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    output = import_text(runner, sample(tmp_path))
+
+    assert "Dates read in mdy order (from the file)." in output
+
+
+def test_whatsapp_unknown_me_is_usage_error(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    result = runner.invoke(cli, ["import", "whatsapp", str(sample(tmp_path)),
+                                 "--user", EMAIL, "--me", "Nobody"])
+
+    assert result.exit_code == 2
+    assert "No participant of" in result.stderr
+    assert "'Nobody'" in result.stderr
+    listed = "'+14155550132', 'Ana Souza', 'Sam Carter'"
+    assert f"Set --me to one of: {listed}." in result.stderr
+    assert Message.select().count() == 0
+
+
+def test_whatsapp_singular_counts(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    # Given a chat of one system event and one message with a file
+    path = tmp_path / "tiny.txt"
+    path.write_text(
+        "11/23/26, 9:12 AM - Ana Souza added you\n"
+        "11/23/26, 9:15 AM - Sam Carter: PTT-20261123-WA0004.opus (file attached)\n"
+        "11/23/26, 9:16 AM - Ana Souza: Thanks\n",
+        encoding="utf-8",
+    )
+    import_text(runner, path)
+    path.write_text(
+        "11/23/26, 9:15 AM - Sam Carter: PTT-20261123-WA0004.opus (file attached)\n"
+        "11/23/26, 9:17 AM - Ana Souza: See you\n"
+        "11/23/26, 9:18 AM - Ana Souza removed +1 415-555-0132\n",
+        encoding="utf-8",
+    )
+
+    # When a later export overlapping it by one message is imported
+    output = import_text(runner, path)
+
+    # Then the counts of one read in the singular
+    assert "Imported 1 message, 1 system event and 0 media files" in output
+    assert "Skipped 1 message already stored." in output
+
+
+def test_print_summary_singular_forms(capsys: pytest.CaptureFixture[str]) -> None:
+    document = {
+        "import_id": 3, "status": "partial", "messages": 1, "system_messages": 1,
+        "media": 1, "duplicates_skipped": 1, "participants": ["Ana", "Sam"],
+        "first_message_at": "2026-11-23T09:12:00+00:00",
+        "last_message_at": "2026-11-23T09:12:00+00:00", "date_order": "dmy",
+        "date_order_source": "locale", "locale": "", "unparsed_lines": 1,
+        "unparsed_samples": [], "me": "Sam", "same_file_as_import": None,
+        "replaced": [],
+    }
+
+    print_summary(document, "chat.txt")
+
+    output = capsys.readouterr().out
+    assert "Imported 1 message, 1 system event and 1 media file from chat.txt" in output
+    assert "Skipped 1 message already stored." in output
+    assert "1 line did not parse" in output
+    assert "(the default with no locale set; pass --date-order if it is wrong)" \
+        in output

@@ -12,9 +12,11 @@ Design:
 - Messages are written in batches through
   :func:`wallie.storage.insert_message_values`, which ignores rows already
   stored, so importing the same file again, or a later export that overlaps
-  it, adds only the new messages. A batch's messages and attachments share
-  one transaction, and writer threads store batches while the next ones are
-  built from the spool. A message's ``external_id`` is the conversation id
+  it, adds only the new messages. A copy of a file imported before, under
+  any name, goes into the same conversation, and a new reading of it
+  replaces the earlier one (see :mod:`wallie.whatsapp.reimport`). A batch's
+  messages and attachments share one transaction, and writer threads store
+  batches while the next ones are built from the spool. A message's ``external_id`` is the conversation id
   and the parser's message key: the key alone would merge two chats in which
   the user sent the same text in the same minute.
 - The counts of an import are read back from the database (messages whose
@@ -57,7 +59,7 @@ import peewee
 
 from wallie.db.fields import utcnow
 from wallie.db.models import Attachment as AttachmentRow
-from wallie.db.models import Contact, Import, Message, User
+from wallie.db.models import Contact, Conversation, Import, Message, User
 from wallie.errors import NotFound, WallieError
 from wallie.logging import get_logger
 from wallie.settings import Settings
@@ -77,6 +79,7 @@ from wallie.whatsapp import (
     normalize_phone,
     parse_export,
 )
+from wallie.whatsapp.reimport import plan_reimport, replace_imports
 
 logger = get_logger(__name__)
 
@@ -120,15 +123,19 @@ class MeRequiredError(WallieError):
     """
 
     def __init__(self, source: str, participants: list[str], given: str | None) -> None:
-        listed = ", ".join(repr(name) for name in participants)
-        if given is None:
-            start = f"Cannot tell which participant of {source} is you"
-        else:
-            start = f"No participant of {source} is {given!r}"
-        super().__init__(f"{start}. Pass me= one of: {listed}. Nothing was stored.")
         self.source = source
         self.participants = participants
         self.given = given
+        super().__init__(self.describe("the me argument"))
+
+    def describe(self, option: str) -> str:
+        """Return the error message, telling the user to set ``option``."""
+        listed = ", ".join(repr(name) for name in self.participants)
+        if self.given is None:
+            start = f"Cannot tell which participant of {self.source} is you"
+        else:
+            start = f"No participant of {self.source} is {self.given!r}"
+        return f"{start}. Set {option} to one of: {listed}. Nothing was stored."
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,30 +512,62 @@ def _store_plan(
         contacts[sender_key(display, phone)] = contact.id
 
     self_id = contacts[sender_key(self_sender.display, self_sender.phone)]
-    others = [label for label in found.participants if label != self_sender.label]
-    title = chat_name(path) if len(others) != 1 else others[0]
-    is_group = len(found.participants) > 2
-    other_ids = [cid for cid in contacts.values() if cid != self_id]
-    conversation = upsert_conversation(
-        user, CHANNEL, conversation_key(chat_name(Path(name)), found.participants),
-        title=title[:500], is_group=is_group,
-        contact=Contact.get_by_id(other_ids[0]) if len(other_ids) == 1 else None,
-    )
-    add_participants(conversation, [Contact.get_by_id(cid) for cid in contacts.values()])
+    reimport = plan_reimport(user.id, sha256, found.date_order, self_id)
+    if reimport.conversation_id is not None:
+        conversation = Conversation.get_by_id(reimport.conversation_id)
+    else:
+        conversation = _new_conversation(user, path, name, found, contacts, self_sender)
+    members = [Contact.get_by_id(cid) for cid in contacts.values()]
+    add_participants(conversation, members)
+    stats = _base_stats(found)
+    stats.update(me=self_sender.label, locale=user.locale or "",
+                 same_file_as_import=reimport.same_file_as_import)
     row = Import.create(
         user=user, kind="whatsapp", source_name=name[:500], sha256=sha256,
-        status=status, size_bytes=size, stats=_base_stats(found),
+        status=status, size_bytes=size, stats=stats,
     )
     plan = ImportPlan(
         user_id=user.id, import_id=row.id, conversation_id=conversation.id,
         contacts=contacts, self_contact_id=self_id, time_zone=str(user_zone(user)),
         archive=str(path) if _is_zip(path) else None, media_dir=str(settings.media_dir),
     )
-    stats = dict(row.stats)
     stats["plan"] = plan.to_json()
+    try:
+        replaced = replace_imports(settings, user.id, row.id, reimport.replace,
+                                   conversation.id)
+    except BaseException as error:
+        _fail(row.id, error)
+        raise
+
+    stats["replaced"] = replaced
+    stats["replaced_import"] = replaced[-1]["import_id"] if replaced else None
     Import.update(stats=stats).where(Import.id == row.id).execute()
     logger.info("Created import %s of %s for user %s.", row.id, name, user.id)
+    if reimport.same_file_as_import is not None:
+        logger.info("Import %s reads the same file as import %s.", row.id,
+                    reimport.same_file_as_import)
     return plan
+
+
+def _new_conversation(
+    user: User,
+    path: Path,
+    name: str,
+    found: Survey,
+    contacts: dict[str, int],
+    self_sender: Sender,
+) -> Conversation:
+    """Return the chat keyed by its name and participants, created if missing."""
+    self_id = contacts[sender_key(self_sender.display, self_sender.phone)]
+    others = [label for label in found.participants if label != self_sender.label]
+    title = chat_name(path) if len(others) != 1 else others[0]
+    is_group = len(found.participants) > 2
+    other_ids = [cid for cid in contacts.values() if cid != self_id]
+    return upsert_conversation(
+        user, CHANNEL, conversation_key(chat_name(Path(name)), found.participants),
+        title=title[:500], is_group=is_group,
+        contact=Contact.get_by_id(other_ids[0]) if len(other_ids) == 1 else None,
+    )
 
 
 def _is_zip(path: Path) -> bool:
