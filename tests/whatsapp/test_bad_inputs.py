@@ -14,6 +14,7 @@ from wallie.whatsapp import (
     ArchiveLimits,
     ChatNotFoundError,
     ExportEncodingError,
+    DateOrderMismatchError,
     InvalidDateOrderError,
     NoMessagesError,
     NotAnExportError,
@@ -106,8 +107,8 @@ def test_partial_file_reports_lines(tmp_path: Path) -> None:
 
 
 def test_no_messages_raises_at_end(tmp_path: Path) -> None:
-    path = _write(tmp_path, "days.txt", b"13/01/2024, 09:00 - Ana: Hi\n")
-    chat = parse_export(path, date_order="mdy")
+    path = _write(tmp_path, "days.txt", b"31/02/2024, 09:00 - Ana: Hi\n")
+    chat = parse_export(path, date_order="dmy")
 
     with pytest.raises(NoMessagesError) as caught:
         list(chat.messages())
@@ -123,6 +124,35 @@ def test_invalid_date_order_rejected(tmp_path: Path) -> None:
         parse_export(path, date_order="ydm")
     with pytest.raises(InvalidDateOrderError):
         parse_export(path, fallback_date_order="dm")
+
+
+@pytest.mark.parametrize(
+    ("text", "order", "reason"),
+    [
+        (b"25/01/2024, 09:00 - Ana: Hi\n02/03/2024, 09:05 - Ana: Bye\n", "mdy", "first number above 12"),
+        (b"01/25/2024, 09:00 - Ana: Hi\n03/02/2024, 09:05 - Ana: Bye\n", "dmy", "second number above 12"),
+        (b"18.01.24, 09:00 - Ana: Hi\n", "ymd", "do not start with a four-digit year"),
+        (b"2024-01-18, 09:00 - Ana: Hi\n", "dmy", "start with a four-digit year"),
+    ],
+)
+def test_forced_order_contradicting_file_rejected(
+    tmp_path: Path, text: bytes, order: str, reason: str
+) -> None:
+    path = _write(tmp_path, "chat.txt", text)
+
+    with pytest.raises(DateOrderMismatchError) as caught:
+        parse_export(path, date_order=order)
+
+    assert reason in str(caught.value)
+    assert "--date-order" in str(caught.value)
+
+
+def test_forced_order_kept_when_file_cannot_settle(tmp_path: Path) -> None:
+    path = _write(tmp_path, "chat.txt", b"02/03/2024, 09:00 - Ana: Hi\n")
+
+    chat = parse_export(path, date_order="mdy")
+
+    assert [m.timestamp.month for m in chat.messages()] == [2]
 
 
 def test_unseekable_stream(tmp_path: Path) -> None:

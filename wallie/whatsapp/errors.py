@@ -79,6 +79,25 @@ class ExportEncodingError(WhatsAppError):
         self.reason = reason
 
 
+class DateOrderMismatchError(WhatsAppError):
+    """Raised when a forced date order cannot be the order of the file's dates.
+
+    Attributes:
+      source: The file or archive member that was read.
+      date_order: The order that was forced.
+      reason: What in the file rules that order out.
+    """
+
+    def __init__(self, source: str, date_order: str, reason: str) -> None:
+        super().__init__(
+            f"{source} cannot be read with --date-order {date_order}: {reason}. "
+            "Import it without --date-order, or pass the order its dates use."
+        )
+        self.source = source
+        self.date_order = date_order
+        self.reason = reason
+
+
 class InvalidDateOrderError(WhatsAppError, ValueError):
     """Raised when a date order other than ``dmy``, ``mdy`` or ``ymd`` is passed.
 

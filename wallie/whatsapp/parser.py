@@ -44,6 +44,7 @@ from wallie.whatsapp.archive import (
 )
 from wallie.whatsapp.bulk import CACHE_SIZE, BulkReader, Occurrences
 from wallie.whatsapp.errors import (
+    DateOrderMismatchError,
     InvalidDateOrderError,
     NoMessagesError,
     NotAnExportError,
@@ -197,11 +198,16 @@ def decide_date_order(
     shape: HeaderShape,
     date_order: str | None,
     fallback_date_order: str,
+    source: str = "the export",
 ) -> tuple[DateOrder, DateOrderSource]:
     """Decide the date order from the caller, the file, or the fallback.
 
     Returns:
       The order and where it came from.
+
+    Raises:
+      DateOrderMismatchError: ``date_order`` is forced but every date that
+        settles the order contradicts it, or the year is not where it says.
 
     Note:
       When some headers have a first field above 12 and others a second
@@ -209,6 +215,7 @@ def decide_date_order(
       as unparsed because their dates are invalid in that order.
     """
     if date_order is not None:
+        _check_forced_order(scan, shape, date_order, source)
         return cast(DateOrder, date_order), "explicit"
 
     if shape.year_first:
@@ -223,6 +230,28 @@ def decide_date_order(
     # NOTE: The order of dates through the file (chronology) could settle some
     # of these files too, but is not used, so the caller's fallback decides.
     return cast(DateOrder, fallback_date_order), "locale"
+
+
+def _check_forced_order(scan: Scan, shape: HeaderShape, date_order: str, source: str) -> None:
+    if shape.year_first and date_order != "ymd":
+        raise DateOrderMismatchError(source, date_order, "its dates start with a four-digit year")
+
+    if not shape.year_first and date_order == "ymd":
+        raise DateOrderMismatchError(source, date_order, "its dates do not start with a four-digit year")
+
+    stats = scan.shapes[tuple(shape)]
+    # Mixed files (some dates settle dmy, others mdy) keep the caller's choice.
+    if date_order == "mdy" and stats.first_over_12 and not stats.second_over_12:
+        raise DateOrderMismatchError(
+            source, date_order,
+            f"{stats.first_over_12} dates have a first number above 12, so it is the day",
+        )
+
+    if date_order == "dmy" and stats.second_over_12 and not stats.first_over_12:
+        raise DateOrderMismatchError(
+            source, date_order,
+            f"{stats.second_over_12} dates have a second number above 12, so it is the day",
+        )
 
 
 def _check_order(value: str | None) -> None:
@@ -839,6 +868,7 @@ def parse_export(
 
     Raises:
       InvalidDateOrderError: For an order other than dmy, mdy or ymd.
+      DateOrderMismatchError: When a forced order contradicts the file's dates.
       NotAnExportError: When no line starts like a message header.
       ExportEncodingError: When the bytes do not decode.
       UnsafeArchiveError: When a zip member is unsafe or a limit is exceeded.
@@ -876,7 +906,7 @@ def _parse(
         number, text = scan.first_text or (0, "")
         raise NotAnExportError(label, number, excerpt(text))
 
-    order, order_source = decide_date_order(scan, shape, date_order, fallback_date_order)
+    order, order_source = decide_date_order(scan, shape, date_order, fallback_date_order, label)
     logger.info(
         "Reading %s as %s with header shape %s and date order %s from %s.",
         label,
