@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 a job or operation failed; 2 usage error
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -15,7 +16,7 @@ import peewee
 import redis
 
 from wallie.errors import ConfigurationError, WallieError
-from wallie.settings import load_settings
+from wallie.settings import load_settings, mask_url
 
 from .common import RET_CONFIG, RET_FAILURE, RET_UNAVAILABLE, CliContext
 from .backfill import backfill_command
@@ -41,12 +42,21 @@ class WallieGroup(click.Group):
             return super().invoke(ctx)
         except ConfigurationError as error:
             _exit(f"{error}", RET_CONFIG)
-        except (peewee.OperationalError, redis.ConnectionError) as error:
-            _exit(f"cannot reach a server: {error}", RET_UNAVAILABLE)
+        except peewee.OperationalError as error:
+            _exit(_unreachable("the database", "DATABASE_URL", error), RET_UNAVAILABLE)
+        except redis.ConnectionError as error:
+            _exit(_unreachable("Redis", "REDIS_URL", error), RET_UNAVAILABLE)
         except WallieError as error:
             _exit(f"{error}", RET_FAILURE)
 
         return None
+
+
+def _unreachable(server: str, variable: str, error: Exception) -> str:
+    value = os.environ.get(variable)
+    shown = f"{variable}={mask_url(value)!r}" if value else f"{variable} (default)"
+    reason = " ".join(str(error).split()).rstrip(".")
+    return f"cannot reach {server} at {shown}: {reason}. Check that it runs and accepts connections."
 
 
 def _exit(message: str, code: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,20 @@ def test_invalid_setting_exits_3_without_traceback(settings: Settings, variable:
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
     assert "DATABASE_URL" in result.stderr or variable in result.stderr
+
+
+def test_unreachable_redis_exits_4_naming_it(settings: Settings) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([BIN / "wallie-cli", "db", "migrate"], env=_env(settings), check=True, capture_output=True)
+    env = {**_env(settings), "REDIS_URL": f"redis://:s3cret@127.0.0.1:{port}/0"}
+
+    result = subprocess.run([BIN / "wallie-cli", "inspect", "queues"], capture_output=True, text=True, env=env, check=False)
+
+    assert result.returncode == 4, result.stderr
+    assert f"cannot reach Redis at REDIS_URL='redis://:***@127.0.0.1:{port}/0'" in result.stderr
+    assert "s3cret" not in result.stderr
 
 
 def test_unknown_actor_exits_2_in_a_real_process(settings: Settings) -> None:
