@@ -90,3 +90,21 @@ def test_readme_lists_every_variable() -> None:
     missing = [variable.name for variable in VARIABLES if f"`{variable.name}`" not in text]
 
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("SMTP_URL", "http://user:pw@mail.example.com", "smtp://USER:PASSWORD@HOST:PORT"),
+        ("WALLIE_TOKEN_KEYS", "notakey", "key 1 is not 32 url-safe base64 bytes"),
+        ("WALLIE_TOKEN_KEYS", " , ", "at least one Fernet key"),
+    ],
+)
+def test_mail_settings_rejected_at_start(variable: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({variable: value})
+
+    assert caught.value.variable == variable
+    assert expected in str(caught.value)
+    assert "pw@" not in str(caught.value)
+    assert "notakey" not in str(caught.value)

@@ -13,6 +13,8 @@ gives the expected form.
 
 from __future__ import annotations
 
+import base64
+
 import dataclasses
 import functools
 import os
@@ -80,6 +82,35 @@ def _parse_redis_url(name: str, value: str) -> str:
         _invalid(name, value, "redis://[:PASSWORD@]HOST:PORT[/DB] or rediss://...")
 
     return value
+
+
+def _parse_smtp_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        _invalid(name, value, "smtp://USER:PASSWORD@HOST:PORT or smtps://USER:PASSWORD@HOST:PORT")
+
+    return value
+
+
+def _parse_fernet_keys(name: str, value: str) -> str:
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    for position, key in enumerate(keys, start=1):
+        try:
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raw = b""
+        if len(raw) != 32:
+            _invalid(
+                name, value,
+                f"comma-separated Fernet keys (key {position} is not 32 url-safe base64 bytes); "
+                "generate one with cryptography's Fernet.generate_key()",
+                secret=True,
+            )
+
+    if not keys:
+        _invalid(name, value, "at least one Fernet key", secret=True)
+
+    return ",".join(keys)
 
 
 def _parse_positive_int(name: str, value: str) -> int:
@@ -269,6 +300,7 @@ VARIABLES: tuple[Variable, ...] = (
         None,
         "smtp://USER:PASSWORD@smtp.example.com:587",
         "Outgoing mail server. Unset: mail is written as .eml files to the outbox.",
+        _parse_smtp_url,
     ),
     Variable(
         "WALLIE_MAIL_FROM",
@@ -370,6 +402,7 @@ VARIABLES: tuple[Variable, ...] = (
         "KEY1,KEY2",
         "Comma-separated Fernet keys that encrypt stored OAuth tokens. The first "
         "key encrypts and every key decrypts.",
+        _parse_fernet_keys,
         secret=True,
     ),
     Variable(
