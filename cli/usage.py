@@ -321,8 +321,8 @@ def _check_limit_arguments(plan: str | None, name: str, value: str) -> None:
 
 @limits_group.command("pause", short_help="Pause a user's paid work for some hours.")
 @click.option("--user", "email", required=True, help="Email of the user whose paid work pauses.")
-@click.option("--hours", type=click.FloatRange(min=0, min_open=True), required=True,
-              help="Length of the pause, in hours.")
+@click.option("--hours", type=click.FloatRange(min=0, min_open=True, max=24 * 366), required=True,
+              help="Length of the pause, in hours (at most a year).")
 @click.option("--operator", default=None, help="Who pauses, for the audit log; default: the OS user.")
 @pass_context
 def limits_pause_command(obj: CliContext, email: str, hours: float, operator: str | None) -> None:

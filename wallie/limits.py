@@ -113,6 +113,10 @@ def check_plan(plan: str) -> None:
         raise UnknownLimit("plan", plan, tuple(PLANS))
 
 
+#: Largest value a cap or ceiling may be set to; larger values are typing errors.
+MAX_LIMIT_VALUE = Decimal(10) ** 12
+
+
 def parse_limit_value(name: str, value: str) -> Decimal:
     """Return ``value`` as a non-negative number for limit ``name``.
 
@@ -128,8 +132,14 @@ def parse_limit_value(name: str, value: str) -> Decimal:
     except InvalidOperation:
         raise ValueError(f"{name} must be a number (got {value!r}).") from None
 
-    if number < 0 or not number.is_finite():
+    if not number.is_finite() or number < 0:
         raise ValueError(f"{name} must be 0 or more (got {value!r}).")
+
+    if number > MAX_LIMIT_VALUE:
+        raise ValueError(f"{name} must be at most {MAX_LIMIT_VALUE:,} (got {value!r}).")
+
+    if not name.endswith("_usd") and number != number.to_integral_value():
+        raise ValueError(f"{name} counts whole units, so it must be a whole number (got {value!r}).")
 
     return number
 

@@ -148,6 +148,9 @@ def test_limits_set_plan_shows_in_limits_show(runner: CliRunner, ana: User) -> N
         (["--plan", "free", "tokenz", "5"], "Valid limits: ai_analyses_per_day"),
         (["--plan", "free", "tokens_per_month", "-5"], "must be 0 or more"),
         (["--plan", "free", "tokens_per_month", "many"], "must be a number"),
+        (["--plan", "free", "tokens_per_month", "nan"], "must be 0 or more"),
+        (["--plan", "free", "tokens_per_month", "2.5"], "must be a whole number"),
+        (["--plan", "free", "tokens_per_month", "1e400"], "must be at most"),
         (["tokens_per_month", "5"], "exactly one of --user EMAIL and --plan PLAN"),
     ],
 )
@@ -185,8 +188,9 @@ def test_limits_pause_shown_in_usage(runner: CliRunner, ana: User) -> None:
     assert document["user"]["pause_reason"].startswith("operator:")
 
 
-def test_limits_pause_rejects_zero_hours(runner: CliRunner, ana: User) -> None:
-    result = invoke(runner, "limits", "pause", "--user", "ana@example.com", "--hours", "0")
+@pytest.mark.parametrize("hours", ["0", "1e9"])
+def test_limits_pause_rejects_out_of_range_hours(runner: CliRunner, ana: User, hours: str) -> None:
+    result = invoke(runner, "limits", "pause", "--user", "ana@example.com", "--hours", hours)
 
     assert result.exit_code == 2
     assert User.get_by_id(ana.id).paid_work_paused_until is None
