@@ -16,6 +16,7 @@ inputs always give the same score. The terms are:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -185,7 +186,7 @@ def _responsiveness_reasons(messages: Sequence[Message]) -> list[ScoreReason]:
         hours = typical.total_seconds() / 3600
         for limit, points in REPLY_DELAY_POINTS:
             if typical <= limit:
-                text = f"Usually replies within {hours:.1f} hours."
+                text = f"Usually replies within {_duration_text(typical)}."
                 reasons.append(ScoreReason("fast_replies", points, text))
                 break
         else:
@@ -284,3 +285,19 @@ def score_contact(
         reasons=tuple(reasons),
         strong_intent=has_strong_intent(signal_list),
     )
+
+
+def _duration_text(delay: timedelta) -> str:
+    """Return ``delay`` rounded up for a reason text, in minutes or hours.
+
+    Examples:
+      >>> _duration_text(timedelta(seconds=20))
+      '1 minute'
+      >>> _duration_text(timedelta(minutes=95))
+      '1.6 hours'
+    """
+    minutes = max(1, math.ceil(delay.total_seconds() / 60))
+    if minutes < 60:
+        return f"{minutes} minute" + ("" if minutes == 1 else "s")
+
+    return f"{delay.total_seconds() / 3600:.1f} hours"
