@@ -314,6 +314,11 @@ def runs_list_command(
         limit=limit,
     )
     runs = list_runs(run_filter)
+    if not runs and actor:
+        # Runs of an actor that no longer exists still list; an empty result
+        # for a name no actor has is most likely a typo.
+        find_actor(obj.broker, actor)
+
     if as_json:
         echo_json({"runs": [run_as_dict(run) for run in runs]})
         return

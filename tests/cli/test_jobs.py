@@ -153,6 +153,16 @@ def test_replay_without_a_target_is_a_usage_error(runner: CliRunner, cli_broker:
     assert result.exit_code == 2
 
 
+def test_runs_list_unknown_actor_exits_2(runner: CliRunner, cli_broker: dramatiq.Broker) -> None:
+    unknown = runner.invoke(cli, ["runs", "list", "--actor", "dailySumary"])
+    known = runner.invoke(cli, ["runs", "list", "--actor", "dailySummary"])
+
+    assert unknown.exit_code == 2
+    assert "Unknown actor 'dailySumary'" in unknown.output
+    assert known.exit_code == 0, known.output
+    assert "No runs match." in known.output
+
+
 def test_invalid_setting_exits_3_naming_the_variable(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "mysql://app:hunter2@db/wallie")
 
