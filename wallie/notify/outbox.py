@@ -111,7 +111,10 @@ def deliver(item_id: int, settings: Settings) -> Delivery:
     OutboxItem.update(status="sent", sent_at=utcnow(), last_error="").where(
         OutboxItem.id == item_id
     ).execute()
-    logger.info("Delivered outbox item %r (%s) for user %r.", item_id, item.kind, item.user_id)
+    if item.user_id is None:
+        logger.info("Delivered outbox item %r (%s), which belongs to no user.", item_id, item.kind)
+    else:
+        logger.info("Delivered outbox item %r (%s) for user %r.", item_id, item.kind, item.user_id)
     return Delivery(item_id, "sent", detail)
 
 
