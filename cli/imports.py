@@ -65,8 +65,14 @@ _user_option = click.option(
 
 
 def ensure_user(obj: CliContext, email: str) -> User:
-    """Return the user with ``email``, creating it with a notice on standard error."""
+    """Return the user with ``email``, creating it with a notice on standard error.
+
+    With Redis, the broker is reached first, so an unreachable Redis stops
+    the command before it creates a user or copies an upload.
+    """
     obj.ensure_schema()
+    if not obj.embedded:
+        obj.broker.client.ping()
     user, created = get_or_create_user(email, time_zone=obj.settings.default_time_zone)
     if created:
         click.echo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -194,6 +195,30 @@ def redis_cli(monkeypatch: pytest.MonkeyPatch, redis_settings: Settings, db: obj
     yield setup_broker(get_settings())
     reset_broker()
     reset_settings()
+
+
+def test_whatsapp_with_redis_down_leaves_nothing(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, settings: Settings, db: object, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("WALLIE_HOME", str(settings.home))
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    reset_settings()
+    reset_broker()
+    try:
+        result = runner.invoke(cli, ["import", "whatsapp", str(sample(tmp_path)),
+                                     "--user", EMAIL, "--me", "Sam Carter"])
+    finally:
+        reset_broker()
+        reset_settings()
+
+    assert result.exit_code == 4, result.output
+    assert "cannot reach Redis" in result.output
+    assert User.select().where(User.email == EMAIL).count() == 0
+    assert not (settings.home / "uploads").exists()
 
 
 def test_whatsapp_on_redis_stages_and_enqueues(
