@@ -268,6 +268,9 @@ def document_command(obj: CliContext, path: Path, email: str, as_json: bool) -> 
         click.echo(f"Imported {result.contacts_created} new contacts and matched "
                    f"{result.contacts_matched} existing ones from {path.name} "
                    f"(import {result.import_id}).")
+        if result.skipped_rows or result.invalid_values:
+            click.echo(f"Skipped {result.skipped_rows} rows without a name, phone or email, "
+                       f"and dropped {result.invalid_values} invalid emails or phone numbers.")
     else:
         click.echo(f"Imported {result.characters} characters of text from {path.name} "
                    f"(import {result.import_id}).")

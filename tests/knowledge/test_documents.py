@@ -150,6 +150,29 @@ def test_csv_contacts_with_portuguese_headers(user: object, tmp_path: Path) -> N
     assert result.contact_ids[1] == existing.id
 
 
+def test_csv_invalid_email_and_phone_dropped(user: object, tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text(
+        "name,email,phone\n"
+        "Ana Souza,not-an-email,+1 415 555 0101\n"
+        "Bruno Costa,bruno@costa.example,12\n"
+        ",also bad,\n",
+        encoding="utf-8",
+    )
+
+    result = import_document(user, path)
+
+    ana = Contact.get(Contact.name == "Ana Souza")
+    bruno = Contact.get(Contact.name == "Bruno Costa")
+    assert result.invalid_values == 3
+    assert result.skipped_rows == 1
+    assert result.contacts_created == 2
+    assert ana.email is None
+    assert ana.phone == "+14155550101"
+    assert bruno.email == "bruno@costa.example"
+    assert bruno.phone is None
+
+
 def test_vcard_properties_and_folding(user: object, tmp_path: Path) -> None:
     path = tmp_path / "contacts.vcf"
     path.write_text(

@@ -70,6 +70,10 @@ class DocumentError(WallieError):
         self.problem = problem
 
 
+#: A plausible email address: one ``@``, no spaces, a dot in the domain.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
 @dataclass(slots=True)
 class DocumentResult:
     """Outcome of a document import.
@@ -82,6 +86,8 @@ class DocumentResult:
       contacts_created: Contacts that did not exist before.
       contacts_matched: Contacts found by phone, email or name.
       skipped_rows: Contact rows without a name, phone or email.
+      invalid_values: Emails and phone numbers dropped because they are not
+        valid; the rest of their row is kept.
     """
 
     import_id: int
@@ -91,6 +97,7 @@ class DocumentResult:
     contacts_created: int = 0
     contacts_matched: int = 0
     skipped_rows: int = 0
+    invalid_values: int = 0
     contact_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -103,6 +110,7 @@ class DocumentResult:
             "contacts_created": self.contacts_created,
             "contacts_matched": self.contacts_matched,
             "skipped_rows": self.skipped_rows,
+            "invalid_values": self.invalid_values,
         }
 
 
@@ -180,20 +188,27 @@ def _store_document(user: User, path: Path, name: str, content_type: str,
 def _store_contacts(user: User, path: Path, name: str,
                     cards: list[ContactCard]) -> DocumentResult:
     region = region_of(user.locale)
-    usable = [card for card in cards if card.name or card.phone or card.email]
+    checked = []
+    invalid = 0
+    for card in cards:
+        phone = normalize_phone(card.phone, region) if card.phone else None
+        email = card.email if card.email and _EMAIL.fullmatch(card.email) else None
+        invalid += (card.phone is not None and phone is None) + (card.email is not None and email is None)
+        checked.append((card, phone, email))
+
+    usable = [item for item in checked if item[0].name or item[1] or item[2]]
     if not usable:
-        raise DocumentError(name, "no row has a name, phone number or email")
+        raise DocumentError(name, "no row has a name, a valid phone number or a valid email")
 
     database = Import._meta.database
     with database.atomic():
         row = _create_import(user, path, name, "contacts")
-        result = DocumentResult(row.id, "contacts", skipped_rows=len(cards) - len(usable))
-        for card in usable:
-            phone = normalize_phone(card.phone, region) if card.phone else None
+        result = DocumentResult(row.id, "contacts", skipped_rows=len(cards) - len(usable),
+                                invalid_values=invalid)
+        for card, phone, email in usable:
             before = user.contacts.count()
             contact = find_or_create_contact(
-                user, name=card.name, phone=phone, email=card.email or None,
-                company=card.company,
+                user, name=card.name, phone=phone, email=email, company=card.company,
             )
             if user.contacts.count() > before:
                 result.contacts_created += 1
