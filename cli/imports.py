@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from wallie.broker import run_embedded
-from wallie.db.models import User
+from wallie.db.models import Reminder, User
 from wallie.knowledge.documents import import_document
 from wallie.knowledge.uploads import stage_upload
 from wallie.storage import get_or_create_user
@@ -300,6 +300,13 @@ def demo_command(ctx: click.Context, obj: CliContext, email: str) -> None:
     click.echo("")
     click.echo("Reminders:")
     ctx.invoke(reminders_list_command, email=user.email, as_json=False)
+    kept = (
+        Reminder.select()
+        .where((Reminder.user == user.id) & (Reminder.status == "done"))
+        .order_by(Reminder.due_at, Reminder.id)
+    )
+    for reminder in kept:
+        click.echo(f"Done, a later message shows it was kept: {reminder.text}")
     mails = sorted(
         mail for mail in obj.settings.outbox_dir.glob("*.eml")
         if datetime.fromtimestamp(mail.stat().st_mtime, UTC) >= started_at.replace(

@@ -91,10 +91,13 @@ def reminders_list_command(obj: CliContext, email: str, as_json: bool) -> None:
         click.echo(f"{user.email} has no open reminders.")
         return
 
+    now = datetime.now(UTC)
     for reminder in reminders:
         due = datetime.fromisoformat(reminder["due_at"]).strftime("%Y-%m-%d %H:%M %z")
         who = f"  [{reminder['contact']}]" if reminder["contact"] else ""
         state = "" if reminder["status"] == "open" else f"  ({reminder['status']})"
+        if reminder["status"] == "open" and datetime.fromisoformat(reminder["due_at"]) < now:
+            state = "  (overdue)"
         click.echo(f"{due}  {reminder['text']}{who}{state}")
 
 

@@ -46,6 +46,7 @@ from ..db.models import (
 )
 from ..errors import NotFound
 from ..logging import get_logger
+from .fulfilment import close_kept_promises
 from .scoring import score_contact
 from .types import (
     AnalysisResult,
@@ -93,6 +94,8 @@ class AnalysisOutcome:
       analyzed: Messages marked analysed.
       calls: Analyzer calls made (one per batch).
       reminders: Reminders created; existing ones are not counted.
+      reminders_kept: Open reminders marked done because a new message says
+        the promise was kept.
       entities: Entities and signals created.
       usage: Provider usage of each call, in call order.
       notes: Sentences for run history, such as a fallback to offline rules.
@@ -103,6 +106,7 @@ class AnalysisOutcome:
     analyzed: int = 0
     calls: int = 0
     reminders: int = 0
+    reminders_kept: int = 0
     entities: int = 0
     usage: list[Usage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -304,6 +308,7 @@ def _store(
                 "conversation": chat.id,
                 "source_message": draft.source_message_id,
                 "text": draft.text,
+                "promised_by": draft.promised_by,
                 "due_at": draft.due_at,
                 "status": "open",
                 "created_at": now,
@@ -312,6 +317,7 @@ def _store(
             if draft.source_message_id in by_id
         ]
         outcome.reminders += _insert(Reminder, reminder_rows)
+        outcome.reminders_kept += len(close_kept_promises(chat.id, rows))
         fact_rows = [
             *(_entity_row(user, chat, by_id, entity, now) for entity in result.entities),
             *(_signal_row(user, chat, by_id, signal, now) for signal in result.signals),

@@ -209,6 +209,8 @@ class Reminder(BaseModel):
     conversation = peewee.ForeignKeyField(Conversation, null=True, on_delete="CASCADE")
     source_message = peewee.ForeignKeyField(Message, null=True, on_delete="CASCADE")
     text = peewee.TextField()
+    #: Who has to act: ``"user"`` or ``"contact"``.
+    promised_by = peewee.CharField(max_length=8, default="user")
     due_at = UTCDateTimeField(index=True)
     status = peewee.CharField(max_length=16, default="open")
     snoozed_until = UTCDateTimeField(null=True)

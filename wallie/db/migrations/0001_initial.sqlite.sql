@@ -70,7 +70,7 @@ CREATE INDEX "knowledge_document_user_id" ON "knowledge_document" ("user_id");
 
 CREATE INDEX "knowledge_document_source_import_id" ON "knowledge_document" ("source_import_id");
 
-CREATE TABLE "reminder" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER NOT NULL, "key" VARCHAR(200) NOT NULL, "contact_id" INTEGER, "conversation_id" INTEGER, "source_message_id" INTEGER, "text" TEXT NOT NULL, "due_at" DATETIME NOT NULL, "status" VARCHAR(16) NOT NULL, "snoozed_until" DATETIME, "notified_at" DATETIME, "created_at" DATETIME NOT NULL, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE, FOREIGN KEY ("contact_id") REFERENCES "contact" ("id") ON DELETE CASCADE, FOREIGN KEY ("conversation_id") REFERENCES "conversation" ("id") ON DELETE CASCADE, FOREIGN KEY ("source_message_id") REFERENCES "message" ("id") ON DELETE CASCADE);
+CREATE TABLE "reminder" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "user_id" INTEGER NOT NULL, "key" VARCHAR(200) NOT NULL, "contact_id" INTEGER, "conversation_id" INTEGER, "source_message_id" INTEGER, "text" TEXT NOT NULL, "promised_by" VARCHAR(8) NOT NULL, "due_at" DATETIME NOT NULL, "status" VARCHAR(16) NOT NULL, "snoozed_until" DATETIME, "notified_at" DATETIME, "created_at" DATETIME NOT NULL, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE, FOREIGN KEY ("contact_id") REFERENCES "contact" ("id") ON DELETE CASCADE, FOREIGN KEY ("conversation_id") REFERENCES "conversation" ("id") ON DELETE CASCADE, FOREIGN KEY ("source_message_id") REFERENCES "message" ("id") ON DELETE CASCADE);
 
 CREATE INDEX "reminder_user_id" ON "reminder" ("user_id");
 
