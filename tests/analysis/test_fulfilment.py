@@ -20,8 +20,8 @@ def offline(conversation: Any, outcome: Any) -> Any:
 
 
 def later(text: str, direction: str = "outbound", sender_id: int | None = None,
-          has_file: bool = False) -> LaterMessage:
-    return LaterMessage(1, direction, sender_id, text, has_file)
+          files: tuple[str, ...] = ()) -> LaterMessage:
+    return LaterMessage(1, direction, sender_id, text, files)
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,10 @@ def later(text: str, direction: str = "outbound", sender_id: int | None = None,
         ("Te envío el presupuesto mañana", "user", later("Adjunto el presupuesto"), True),
         ("Vou enviar o orçamento amanhã", "user", later("Segue o orçamento"), True),
         ("Je vous envoie le devis demain", "user", later("Ci-joint le devis"), True),
-        ("I will send the quote tomorrow", "user", later("Here it is", has_file=True), True),
+        ("I will send the quote tomorrow", "user", later("Here it is", files=("Quote_Q-1.pdf",)), True),
+        ("I'll send it to you later today", "user", later("Attached", files=("price.pdf",)), True),
+        ("I'll call you tomorrow at 10", "user",
+         later("Thanks for the call!", direction="inbound", sender_id=7), True),
         ("We will confirm the order on Monday", "contact",
          later("We confirm the order", direction="inbound", sender_id=7), True),
         # Not kept: no "done" wording, another object, the other party, a meeting.
@@ -45,6 +48,36 @@ def later(text: str, direction: str = "outbound", sender_id: int | None = None,
         ("We will confirm the order on Monday", "contact",
          later("We confirm the order", direction="inbound", sender_id=8), False),
         ("Let's do a demo next Tuesday", "user", later("Thanks for the demo, here is the recap"), False),
+        # Said, but not done: negations, questions, later times, needs.
+        ("I'll send the quote tomorrow", "user", later("I haven't sent you the quote yet, sorry"), False),
+        ("I'll send the quote tomorrow", "user",
+         later("Here's the thing about the quote: I need one more day"), False),
+        ("I'll send the quote tomorrow", "user", later("The quote isn't attached yet, my mistake"), False),
+        ("I'll call you tomorrow at 10", "user", later("I tried to call you but no answer"), False),
+        ("I'll call you tomorrow at 10", "user", later("Sorry, I never called you back"), False),
+        ("We will confirm the order on Monday", "contact",
+         later("Not confirmed yet, still waiting on finance", direction="inbound", sender_id=7), False),
+        ("Te mando el presupuesto mañana", "user",
+         later("¿Quieres que te envíe el presupuesto también por correo?"), False),
+        ("Te mando el presupuesto mañana", "user",
+         later("El presupuesto va adjunto en el correo del lunes"), False),
+        ("Te llamo mañana a las 10", "user", later("Perdón, al final no te llamé"), False),
+        ("Te mando o orçamento amanhã", "user",
+         later("O orçamento segue na segunda, ainda falta o frete"), False),
+        ("Ich schicke Ihnen das Angebot morgen", "user",
+         later("Ich habe Ihnen das Angebot noch nicht geschickt"), False),
+        ("Ich schicke Ihnen das Angebot morgen", "user",
+         later("Hier ist meine Frage zum Angebot: gilt es auch für 500 Stück?"), False),
+        ("Je vous envoie le devis demain", "user",
+         later("Voici ma question sur le devis : la livraison est incluse ?"), False),
+        # Another document, or nothing promised by name.
+        ("I'll send the quote tomorrow", "user",
+         later("here is the delivery schedule", files=("schedule.pdf",)), False),
+        ("I'll send it to you tomorrow", "user", later("here is the address of our shop"), False),
+        ("I'll send you the quote and call you tomorrow", "user", later("I just called you"), False),
+        # A request to the contact: their own thanks shows the user called, not them.
+        ("Can you call me Monday?", "contact",
+         later("thanks for the call", direction="inbound", sender_id=7), False),
     ],
 )
 def test_fulfilment_rules(source: str, promised_by: str, message: LaterMessage, kept: bool) -> None:

@@ -9,14 +9,20 @@ The rules are deliberately narrow, because closing a reminder wrongly hides
 a promise.  A message fulfils a reminder only when:
 
 - it comes after the reminder's source message, from the party who has to
-  act (the user's outgoing messages, or the contact's incoming ones);
-- the source message names one of the actions below;
+  act, or, for a call, from the other party thanking for the call;
+- the source message names exactly one of the actions below;
 - the later message carries that action's "done" wording in one of the
-  five languages of the offline analyzer, and, for sending, also names the
-  same object (a quote, an invoice ...) or comes with a file.
+  five languages of the offline analyzer, and no negation, question mark,
+  later time or weekday ("not yet", "tomorrow", "on Monday", "¿...?");
+- for sending, it names the promised object (a quote, an invoice ...) or
+  comes with a file whose name contains it, and names no other document.
 
 Promises to meet or to do a demo are never closed here: a meeting leaves no
 trace in the chat.
+
+NOTE: a closed reminder is not reopened when the message that closed it is
+deleted later, and messages stored before the reminder's own analysis are
+not searched for evidence.
 """
 
 from __future__ import annotations
@@ -35,10 +41,11 @@ from .text import fold
 logger = get_logger(__name__)
 
 #: Words of a source message that name the action, by action, after folding.
+#: "phone" is left out: "my phone number" names no call.
 _ACTIONS: dict[str, re.Pattern[str]] = {
     "call": re.compile(
-        r"\b(call|ring|phone|llamo|llamar|llamada|ligo|ligar|ligacao|ruf\w*|anruf\w*"
-        r"|telefonier\w*|appel\w*|telephon\w*)\b"
+        r"\b(call|ring|llamo|llamar|llamada|ligo|ligar|ligacao|ruf\w*|anruf\w*"
+        r"|telefonier\w*|appel\w*)\b"
     ),
     "send": re.compile(
         r"\b(send|sending|email|mail|envio|enviar|envia|mando|mandar|manda|schick\w*|send\w*"
@@ -47,27 +54,53 @@ _ACTIONS: dict[str, re.Pattern[str]] = {
     "confirm": re.compile(r"\b(confirm\w*|bestatig\w*)\b"),
 }
 
-#: Wording of a later message that says the action happened, by action.
+#: Wording from the party who had to act that says the action happened.
 _DONE: dict[str, re.Pattern[str]] = {
     "call": re.compile(
-        r"\b(calling you|called you|just called|tried to call|thanks for the call"
-        r"|te estoy llamando|te llame|te llamo ahora|gracias por la llamada"
-        r"|estou ligando|liguei|te liguei|obrigad[oa] pela ligacao"
-        r"|rufe (dich|sie) (jetzt|gerade) an|habe (dich|sie) angerufen|danke fur(s| das) telefonat"
-        r"|je t'appelle maintenant|je vous appelle maintenant|je t'ai appele|merci pour l'appel)\b"
+        r"\b(calling you|called you|just called"
+        r"|te estoy llamando|te llame|te llamo ahora"
+        r"|estou ligando|liguei|te liguei"
+        r"|rufe (dich|sie) (jetzt|gerade) an|habe (dich|sie) angerufen"
+        r"|je t'appelle maintenant|je vous appelle maintenant|je t'ai appele|je vous ai appele)\b"
     ),
     "send": re.compile(
-        r"\b(attached|attaching|here is|here it is|here's|heres|sent you|just sent|i've sent|i have sent"
-        r"|adjunto|te envie|le envie|te mande|aqui tienes|aqui esta"
-        r"|segue|anexo|enviei|te mandei"
-        r"|anbei|im anhang|habe (dir|ihnen) .{0,40}geschickt|hier (ist|sind)"
-        r"|ci-joint|en piece jointe|voici|je t'ai envoye|je vous ai envoye)\b"
+        r"\b(attached|attaching|sent you|just sent|i've sent|i have sent"
+        r"|adjunto|te envie|le envie|te mande|segue|anexo|enviei|te mandei"
+        r"|anbei|im anhang|habe (dir|ihnen) .{0,40}geschickt"
+        r"|ci-joint|en piece jointe|je t'ai envoye|je vous ai envoye)\b"
     ),
     "confirm": re.compile(
-        r"\b(confirmed|we confirm|i confirm|confirmado|confirmada|confirmamos|confirmo el"
-        r"|confirmo o|bestatigt|wir bestatigen|confirme|nous confirmons|je confirme)\b"
+        r"\b(confirmed|we confirm|i confirm|confirmado|confirmada|confirmamos"
+        r"|bestatigt|wir bestatigen|ich bestatige|nous confirmons|je confirme)\b"
     ),
 }
+
+#: Wording that presents a thing ("here is ..."): it counts for sending only
+#: together with the promised object, named or in the attached file's name.
+_PRESENTING = re.compile(
+    r"\b(here is|here it is|here's|heres|aqui esta|aqui tienes|hier ist|hier sind|voici)\b"
+)
+
+#: Wording from the other party that thanks for a call that took place.
+_CALL_THANKS = re.compile(
+    r"\b(thanks for the call|thank you for the call|gracias por la llamada"
+    r"|obrigad[oa] pela ligacao|danke fur(s| das) (telefonat|gesprach)|merci pour l'appel)\b"
+)
+
+#: Words that make a message say the action did not happen yet, will happen
+#: later or is asked about: a negation, a later time, a need, or a question.
+_NOT_DONE = re.compile(
+    r"\?|n't\b|\b(not|never|yet|no|still|later|will|going to|tomorrow|need"
+    r"|todavia|aun|nunca|manana|necesito"
+    r"|nao|ainda|amanha|preciso"
+    r"|nicht|noch|nie|kein\w*|morgen|spater|brauche"
+    r"|pas|jamais|demain|plus tard|besoin"
+    r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    r"|lunes|martes|miercoles|jueves|viernes|sabado|domingo"
+    r"|segunda|terca|quarta|quinta|sexta"
+    r"|montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag"
+    r"|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b"
+)
 
 #: Things that are sent, in the five languages, after folding.
 _OBJECTS = re.compile(
@@ -88,15 +121,15 @@ class LaterMessage:
       direction: ``"inbound"`` or ``"outbound"``.
       sender_id: The contact who sent an inbound message, if known.
       text: The message body.
-      has_file: Whether the message, or one from the same sender within
-        five minutes of it, carries an attachment.
+      file_names: Names of the files attached to the message, or to one from
+        the same sender within :data:`FILE_WINDOW_S` of it.
     """
 
     id: int
     direction: str
     sender_id: int | None
     text: str
-    has_file: bool
+    file_names: tuple[str, ...] = ()
 
 
 def _folded(text: str) -> str:
@@ -104,7 +137,10 @@ def _folded(text: str) -> str:
 
 
 def action_of(source_text: str) -> str | None:
-    """Return the action a promise or request names: call, send or confirm.
+    """Return the one action a promise or request names: call, send or confirm.
+
+    A text that names none, or several ("send the quote and call you"),
+    returns None, so its reminder is never closed by these rules.
 
     Examples:
       >>> action_of("I'll call you tomorrow at 10")
@@ -115,11 +151,8 @@ def action_of(source_text: str) -> str | None:
       True
     """
     folded = _folded(source_text)
-    for action, pattern in _ACTIONS.items():
-        if pattern.search(folded):
-            return action
-
-    return None
+    found = [action for action, pattern in _ACTIONS.items() if pattern.search(folded)]
+    return found[0] if len(found) == 1 else None
 
 
 def fulfilling_message(
@@ -141,26 +174,61 @@ def fulfilling_message(
     if action is None:
         return None
 
-    wanted_objects = set(_OBJECTS.findall(_folded(source_text)))
-    direction = "outbound" if promised_by == "user" else "inbound"
+    wanted = set(_OBJECTS.findall(_folded(source_text)))
+    acting = "outbound" if promised_by == "user" else "inbound"
     for message in later:
-        if message.direction != direction:
-            continue
-        if direction == "inbound" and contact_id is not None and message.sender_id not in (None, contact_id):
+        if not _from_party(message, acting, contact_id) and not (
+            action == "call" and _from_party(message, _other(acting), contact_id)
+        ):
             continue
 
         folded = _folded(message.text)
-        if not _DONE[action].search(folded):
+        if _NOT_DONE.search(folded):
             continue
 
-        if action == "send" and wanted_objects:
-            named = set(_OBJECTS.findall(folded))
-            if not (named & wanted_objects) and not message.has_file:
-                continue
+        if message.direction == acting:
+            kept = _acting_party_says_done(action, folded, wanted, message.file_names)
+        else:
+            kept = _CALL_THANKS.search(folded) is not None
 
-        return message
+        if kept:
+            return message
 
     return None
+
+
+def _from_party(message: LaterMessage, direction: str, contact_id: int | None) -> bool:
+    if message.direction != direction:
+        return False
+
+    # In a group, only the contact named on the reminder speaks for the contact.
+    return direction == "outbound" or contact_id is None or message.sender_id in (None, contact_id)
+
+
+def _other(direction: str) -> str:
+    return "inbound" if direction == "outbound" else "outbound"
+
+
+def _acting_party_says_done(
+    action: str, folded: str, wanted: set[str], file_names: tuple[str, ...]
+) -> bool:
+    if action != "send":
+        return _DONE[action].search(folded) is not None
+
+    named = set(_OBJECTS.findall(folded))
+    if named - wanted:
+        return False  # the message is about another document
+
+    in_files = any(
+        object_name in _folded(name) for name in file_names for object_name in wanted
+    )
+    if wanted and not (named & wanted or in_files):
+        return False
+
+    if _DONE["send"].search(folded):
+        return bool(wanted) or bool(file_names)
+
+    return _PRESENTING.search(folded) is not None and (in_files or bool(named & wanted))
 
 
 # Storage: close the open reminders of a conversation that new messages fulfil.
@@ -219,25 +287,24 @@ def close_kept_promises(conversation_id: int, new_messages: Sequence[MessageRow]
 
 def _later_messages(rows: Sequence[MessageRow]) -> list[tuple[MessageRow, LaterMessage]]:
     ordered = sorted(rows, key=lambda row: (row.sent_at, row.id))
-    with_files = {
-        row.message_id
-        for row in Attachment.select(Attachment.message).where(
-            Attachment.message.in_([row.id for row in ordered])
-        )
-    }
-    file_times: dict[tuple[str, int | None], list[datetime]] = defaultdict(list)
+    files: dict[int, list[str]] = defaultdict(list)
+    for attachment in Attachment.select(Attachment.message, Attachment.file_name).where(
+        Attachment.message.in_([row.id for row in ordered])
+    ):
+        files[attachment.message_id].append(attachment.file_name or "")
+
+    file_times: dict[tuple[str, int | None], list[tuple[datetime, str]]] = defaultdict(list)
     for row in ordered:
-        if row.id in with_files:
-            file_times[(row.direction, row.sender_id)].append(row.sent_at)
+        for name in files.get(row.id, ()):
+            file_times[(row.direction, row.sender_id)].append((row.sent_at, name))
 
     result = []
     for row in ordered:
-        has_file = any(
-            abs((moment - row.sent_at).total_seconds()) <= FILE_WINDOW_S
-            for moment in file_times[(row.direction, row.sender_id)]
+        names = tuple(
+            name
+            for moment, name in file_times[(row.direction, row.sender_id)]
+            if abs((moment - row.sent_at).total_seconds()) <= FILE_WINDOW_S
         )
-        result.append(
-            (row, LaterMessage(row.id, row.direction, row.sender_id, row.body or "", has_file))
-        )
+        result.append((row, LaterMessage(row.id, row.direction, row.sender_id, row.body or "", names)))
 
     return result
