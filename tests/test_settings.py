@@ -96,6 +96,8 @@ def test_readme_lists_every_variable() -> None:
     ("variable", "value", "expected"),
     [
         ("SMTP_URL", "http://user:pw@mail.example.com", "smtp://USER:PASSWORD@HOST:PORT"),
+        ("SMTP_URL", "smtp://user:pw@mail.example.com:notaport", "PORT a number from 1 to 65535"),
+        ("SMTP_URL", "smtp://user:pw@mail.example.com:99999", "PORT a number from 1 to 65535"),
         ("WALLIE_TOKEN_KEYS", "notakey", "key 1 is not 32 url-safe base64 bytes"),
         ("WALLIE_TOKEN_KEYS", " , ", "at least one Fernet key"),
     ],

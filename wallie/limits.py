@@ -132,16 +132,24 @@ def parse_limit_value(name: str, value: str) -> Decimal:
     except InvalidOperation:
         raise ValueError(f"{name} must be a number (got {value!r}).") from None
 
-    if not number.is_finite() or number < 0:
+    if not number.is_finite():
+        raise ValueError(f"{name} must be a finite number (got {value!r}).")
+
+    if number < 0:
         raise ValueError(f"{name} must be 0 or more (got {value!r}).")
 
     if number > MAX_LIMIT_VALUE:
         raise ValueError(f"{name} must be at most {MAX_LIMIT_VALUE:,} (got {value!r}).")
 
-    if not name.endswith("_usd") and number != number.to_integral_value():
+    if name.endswith("_usd"):
+        # "3e1" is stored and shown as 30.
+        return Decimal(format(number, "f"))
+
+    if number != number.to_integral_value():
         raise ValueError(f"{name} counts whole units, so it must be a whole number (got {value!r}).")
 
-    return number
+    # "1e3" and "2.0" are stored and shown as 1000 and 2.
+    return Decimal(int(number))
 
 
 def limit_for(user: User, name: str) -> Decimal:

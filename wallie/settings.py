@@ -48,10 +48,8 @@ def mask_url(url: str) -> str:
         return url
 
     user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-
+    # Keep the host and port as written, so a bad port still shows in errors.
+    host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
@@ -86,8 +84,16 @@ def _parse_redis_url(name: str, value: str) -> str:
 
 def _parse_smtp_url(name: str, value: str) -> str:
     parts = urlsplit(value)
+    expected = "smtp://USER:PASSWORD@HOST:PORT or smtps://USER:PASSWORD@HOST:PORT"
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        _invalid(name, value, "smtp://USER:PASSWORD@HOST:PORT or smtps://USER:PASSWORD@HOST:PORT")
+        _invalid(name, value, expected)
+
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or over 65535
+        port = 0
+    if port == 0 and parts.netloc.rsplit("@", 1)[-1].count(":") == 1:
+        _invalid(name, value, f"{expected}, with PORT a number from 1 to 65535")
 
     return value
 

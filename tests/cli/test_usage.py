@@ -148,7 +148,8 @@ def test_limits_set_plan_shows_in_limits_show(runner: CliRunner, ana: User) -> N
         (["--plan", "free", "tokenz", "5"], "Valid limits: ai_analyses_per_day"),
         (["--plan", "free", "tokens_per_month", "-5"], "must be 0 or more"),
         (["--plan", "free", "tokens_per_month", "many"], "must be a number"),
-        (["--plan", "free", "tokens_per_month", "nan"], "must be 0 or more"),
+        (["--plan", "free", "tokens_per_month", "nan"], "must be a finite number"),
+        (["--plan", "free", "tokens_per_month", "inf"], "must be a finite number"),
         (["--plan", "free", "tokens_per_month", "2.5"], "must be a whole number"),
         (["--plan", "free", "tokens_per_month", "1e400"], "must be at most"),
         (["tokens_per_month", "5"], "exactly one of --user EMAIL and --plan PLAN"),
@@ -194,3 +195,13 @@ def test_limits_pause_rejects_out_of_range_hours(runner: CliRunner, ana: User, h
 
     assert result.exit_code == 2
     assert User.get_by_id(ana.id).paid_work_paused_until is None
+
+
+@pytest.mark.parametrize(("typed", "stored"), [("1e3", "1000"), ("2.0", "2"), ("0500", "500")])
+def test_limits_set_stores_counts_as_whole_numbers(
+    runner: CliRunner, ana: User, typed: str, stored: str
+) -> None:
+    result = invoke(runner, "limits", "set", "--user", "ana@example.com", "tokens_per_month", typed)
+
+    assert result.exit_code == 0, result.output
+    assert LimitOverride.get().value == stored
