@@ -104,6 +104,11 @@ def _print_counts(counts: dict[str, Any]) -> None:
     click.echo(f"  outbox mail files: {counts['files']['outbox']}")
     click.echo(f"  upload files: {counts['files']['uploads']}")
     click.echo(f"  Redis keys: {counts['redis_keys']}")
+    if counts.get("values_redacted"):
+        click.echo(
+            f"  names and numbers replaced in conversation titles and import statistics: "
+            f"{counts['values_redacted']}"
+        )
     if counts["mentions_left"]:
         click.echo(
             f"Kept: {counts['mentions_left']} mails and notifications that name the contact "

@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from tests.gdpr.factory import Account, fill_account, row_counts
+from wallie.db.fields import utcnow
 from wallie.db.models import (
     MODELS,
     Attachment,
@@ -15,6 +16,7 @@ from wallie.db.models import (
     Contact,
     Conversation,
     DeletionRequest,
+    Import,
     Message,
     User,
     as_dict,
@@ -404,3 +406,32 @@ def test_contact_reminder_deleted_with_source_message(settings: Settings, db: pe
 
     assert Reminder.get_or_none(Reminder.id == reminder.id) is None
     assert Conversation.get_or_none(Conversation.id == group.id) is not None
+
+
+def test_contact_number_redacted_in_kept_rows(settings: Settings, db: peewee.Database) -> None:
+    # Given a chat titled with the client's number, in which the user also wrote
+    user = User.create(email="sam@example.com")
+    client = Contact.create(user=user, name="+447700900123", phone="+447700900123")
+    chat = Conversation.create(user=user, channel="whatsapp", external_id="c1",
+                               title="+447700900123", contact=client)
+    Message.create(user=user, channel="whatsapp", external_id="m1", conversation=chat,
+                   sender=client, direction="inbound", sent_at=utcnow(), body="Hi")
+    Message.create(user=user, channel="whatsapp", external_id="m2", conversation=chat,
+                   direction="outbound", sent_at=utcnow(), body="I'll send the quote tomorrow")
+    Import.create(user=user, kind="whatsapp", source_name="chat.txt", sha256="0" * 64, status="done",
+                  stats={"participants": ["+447700900123", "Sam"],
+                         "plan": {"contacts": {"+44 7700 900123\x1f+447700900123": client.id}}})
+    dry = dry_run_counts("contact", user.id, client.id, settings)
+
+    # When the client's data is erased
+    request = request_deletion("contact", user.id, client.id)
+    receipt = run_deletion(request.id, settings).receipt
+
+    # Then the kept chat and import no longer carry the number
+    kept = Conversation.get_by_id(chat.id)
+    stats = Import.get().stats
+    assert kept.title == "[erased]"
+    assert "+447700900123" not in json.dumps(stats)
+    assert "900123" not in json.dumps(stats)
+    assert receipt["values_redacted"] == 3
+    assert dry["values_redacted"] == 3

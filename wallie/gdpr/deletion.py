@@ -41,6 +41,7 @@ from ..settings import Settings
 from . import external
 from .errors import DeletionInProgress, PersonalDataInReceipt
 from .notices import ContactNotices, find_contact_notices
+from .redact import redact_contact_copies
 from .plan import (
     Step,
     cascade_steps,
@@ -115,6 +116,7 @@ def empty_counts() -> dict[str, Any]:
         "files": {"media": 0, "outbox": 0, "uploads": 0},
         "redis_keys": 0,
         "mentions_left": 0,
+        "values_redacted": 0,
     }
 
 
@@ -269,21 +271,27 @@ def _delete_part(
     request: DeletionRequest, settings: Settings, batch_size: int, after_batch: AfterBatch | None
 ) -> None:
     if "conversations" not in request.plan:
-        # Computed once: after the first batches the contact's participant
-        # rows are gone, so a resumed run could not find them again.
-        plan: dict[str, Any] = {"conversations": _candidates(request)}
-        if request.scope == "contact":
-            notices = find_contact_notices(request.user_id, request.target_id)
-            plan["notices"] = _notice_plan(notices)
-            # NOTE: summaries and reports that name several contacts are
-            # kept, so the contact's name stays in them and their .eml files.
-            # The receipt counts these items as mentions_left.
-            request.counts = merge_counts(
-                request.counts or empty_counts(), {"mentions_left": notices.mentions_left}
-            )
+        # One transaction: the plan and the redaction land together or not at all.
+        with DeletionRequest._meta.database.atomic():
+            # Computed once: after the first batches the contact's participant
+            # rows are gone, so a resumed run could not find them again.
+            plan: dict[str, Any] = {"conversations": _candidates(request)}
+            if request.scope == "contact":
+                notices = find_contact_notices(request.user_id, request.target_id)
+                plan["notices"] = _notice_plan(notices)
+                # NOTE: summaries and reports that name several contacts are
+                # kept, so the contact's name stays in them and their .eml files.
+                # The receipt counts these items as mentions_left.
+                redacted = redact_contact_copies(
+                    request.user_id, request.target_id, plan["conversations"]
+                )
+                request.counts = merge_counts(
+                    request.counts or empty_counts(),
+                    {"mentions_left": notices.mentions_left, "values_redacted": redacted},
+                )
 
-        request.plan = {**request.plan, **plan}
-        request.save()
+            request.plan = {**request.plan, **plan}
+            request.save()
 
     for step in _root_steps(request) + _notice_steps(request.user_id, request.plan):
         _run_step(request, step, settings, batch_size, after_batch)
@@ -437,6 +445,7 @@ def build_receipt(request: DeletionRequest, settings: Settings) -> dict[str, Any
         "files": counts["files"],
         "redis_keys": counts["redis_keys"],
         "mentions_left": counts["mentions_left"],
+        "values_redacted": counts["values_redacted"],
         "backup_retention_days": settings.backup_retention_days,
         "backups_expire_at": expires.isoformat(),
     }
@@ -505,6 +514,7 @@ def notice_text(receipt: dict[str, Any]) -> str:
         f"Upload files removed: {receipt['files'].get('uploads', 0)}",
         f"Redis keys removed: {receipt['redis_keys']}",
         f"Mails and notifications kept that still name the contact: {receipt.get('mentions_left', 0)}",
+        f"Names and numbers replaced in titles and import statistics: {receipt.get('values_redacted', 0)}",
         "",
         f"Backups keep the deleted data until {receipt['backups_expire_at']} "
         f"({receipt['backup_retention_days']} days).",
@@ -585,7 +595,12 @@ def _dry_run_part(scope: str, user_id: int, target_id: int, settings: Settings) 
 
             counts = merge_counts(counts, _step_counts(step, None, settings))
 
-        counts = merge_counts(counts, {"mentions_left": notices.mentions_left})
+        redacted = redact_contact_copies(
+            user_id, target_id, contact_conversations(user_id, target_id), apply=False
+        )
+        counts = merge_counts(
+            counts, {"mentions_left": notices.mentions_left, "values_redacted": redacted}
+        )
 
     return counts
 
