@@ -51,8 +51,8 @@ class _ReturnValueNoticeFilter(logging.Filter):
     """Drop Dramatiq's warning that an actor's return value is discarded.
 
     Actors return a short summary (a status, counts) for code that calls
-    them directly; run history records every outcome, so the Results
-    middleware is not installed and the warning would repeat on every run.
+    them directly.  Run history records every outcome, so the Results
+    middleware is not installed, and the warning would repeat on every run.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -94,11 +94,11 @@ class EmbeddedBackoff(Middleware):
     out a provider outage.  The embedded default runs the jobs before the
     command exits, so those waits would hold the operator's terminal for
     up to half an hour on a job that cannot succeed.  Here each retry waits
-    at most :attr:`MAX_BACKOFF_MS`; a retry delay that an actor asks for
-    itself (a provider's ``Retry-After``) is kept.
+    at most :attr:`MAX_BACKOFF_MS`.  A delay that an actor sets itself with
+    ``Retry(delay=...)``, such as a provider's ``Retry-After``, is kept.
     """
 
-    #: Longest wait between two attempts of one embedded job, in milliseconds.
+    #: Maximum wait between two attempts of one embedded job, in milliseconds.
     MAX_BACKOFF_MS = 2_000
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:

@@ -1,7 +1,7 @@
 """Promises kept later in a conversation: "calling you now", "quote attached".
 
 A reminder comes from a promise or a request to call, send or confirm
-something.  When a later message from the party who has to act says that
+something.  When a later message from the party who has to act reports that
 the call, the sending or the confirmation happened, the reminder is done,
 and reminding the salesperson of it would be noise.
 
@@ -54,7 +54,7 @@ _ACTIONS: dict[str, re.Pattern[str]] = {
     "confirm": re.compile(r"\b(confirm\w*|bestatig\w*)\b"),
 }
 
-#: Wording from the party who had to act that says the action happened.
+#: Wording from the party who had to act that reports the action as done.
 _DONE: dict[str, re.Pattern[str]] = {
     "call": re.compile(
         r"\b(calling you|called you|just called"
@@ -87,8 +87,8 @@ _CALL_THANKS = re.compile(
     r"|obrigad[oa] pela ligacao|danke fur(s| das) (telefonat|gesprach)|merci pour l'appel)\b"
 )
 
-#: Words that make a message say the action did not happen yet, will happen
-#: later or is asked about: a negation, a later time, a need, or a question.
+#: Words that mark the action as not done yet, due later or in question:
+#: a negation, a later time, a need, or a question mark.
 _NOT_DONE = re.compile(
     r"\?|n't\b|\b(not|never|yet|no|still|later|will|going to|tomorrow|need"
     r"|todavia|aun|nunca|manana|necesito"
@@ -161,7 +161,7 @@ def fulfilling_message(
     contact_id: int | None,
     later: Sequence[LaterMessage],
 ) -> LaterMessage | None:
-    """Return the first of ``later`` that says the promise was kept, or None.
+    """Return the first of ``later`` that reports the promise as kept, or None.
 
     Parameters:
       source_text: The text of the message with the promise or request.
@@ -174,7 +174,7 @@ def fulfilling_message(
     if action is None:
         return None
 
-    wanted = set(_OBJECTS.findall(_folded(source_text)))
+    promised_objects = set(_OBJECTS.findall(_folded(source_text)))
     acting = "outbound" if promised_by == "user" else "inbound"
     for message in later:
         if not _from_party(message, acting, contact_id) and not (
@@ -186,12 +186,14 @@ def fulfilling_message(
         if _NOT_DONE.search(folded):
             continue
 
-        if message.direction == acting:
-            kept = _acting_party_says_done(action, folded, wanted, message.file_names)
+        if message.direction != acting:
+            fulfilled = _CALL_THANKS.search(folded) is not None
+        elif action == "send":
+            fulfilled = _reports_sending(folded, promised_objects, message.file_names)
         else:
-            kept = _CALL_THANKS.search(folded) is not None
+            fulfilled = _DONE[action].search(folded) is not None
 
-        if kept:
+        if fulfilled:
             return message
 
     return None
@@ -209,26 +211,20 @@ def _other(direction: str) -> str:
     return "inbound" if direction == "outbound" else "outbound"
 
 
-def _acting_party_says_done(
-    action: str, folded: str, wanted: set[str], file_names: tuple[str, ...]
-) -> bool:
-    if action != "send":
-        return _DONE[action].search(folded) is not None
-
+def _reports_sending(folded: str, promised_objects: set[str], file_names: tuple[str, ...]) -> bool:
     named = set(_OBJECTS.findall(folded))
-    if named - wanted:
+    if named - promised_objects:
         return False  # the message is about another document
 
     in_files = any(
-        object_name in _folded(name) for name in file_names for object_name in wanted
+        object_name in _folded(name) for name in file_names for object_name in promised_objects
     )
-    if wanted and not (named & wanted or in_files):
-        return False
-
+    shows_promised = bool(named & promised_objects) or in_files
     if _DONE["send"].search(folded):
-        return bool(wanted) or bool(file_names)
+        # "Attached" after a promise that names no object needs a file with it.
+        return shows_promised if promised_objects else bool(file_names)
 
-    return _PRESENTING.search(folded) is not None and (in_files or bool(named & wanted))
+    return _PRESENTING.search(folded) is not None and shows_promised
 
 
 # Storage: close the open reminders of a conversation that new messages fulfil.
@@ -271,14 +267,14 @@ def close_kept_promises(conversation_id: int, new_messages: Sequence[MessageRow]
             for row, message in later
             if (row.sent_at, row.id) > (source.sent_at, source.id)
         ]
-        kept = fulfilling_message(source.body, reminder.promised_by, reminder.contact_id, after)
-        if kept is None:
+        evidence = fulfilling_message(source.body, reminder.promised_by, reminder.contact_id, after)
+        if evidence is None:
             continue
 
         Reminder.update(status="done").where(Reminder.id == reminder.id).execute()
         logger.info(
             "Marked reminder %s of user %s done because message %s reports the promise kept.",
-            reminder.id, reminder.user_id, kept.id,
+            reminder.id, reminder.user_id, evidence.id,
         )
         closed.append(reminder.id)
 

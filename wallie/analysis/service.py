@@ -94,7 +94,7 @@ class AnalysisOutcome:
       analyzed: Messages marked analysed.
       calls: Analyzer calls made (one per batch).
       reminders: Reminders created; existing ones are not counted.
-      reminders_kept: Open reminders marked done because a new message says
+      reminders_kept: Open reminders marked done because a new message reports
         the promise was kept.
       entities: Entities and signals created.
       usage: Provider usage of each call, in call order.

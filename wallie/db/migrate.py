@@ -202,10 +202,10 @@ def render_schema(models: tuple[type[BaseModel], ...], dialect: str) -> str:
 def _never_reuse_ids(sql: str) -> str:
     """Add ``AUTOINCREMENT`` to a SQLite integer primary key.
 
-    Without it SQLite gives a new row the largest id plus one, so after the
-    newest user is deleted the next user gets the same id, and records kept
-    by id (deletion requests, the audit log, run history) would seem to
-    belong to them. PostgreSQL sequences never hand out an id twice.
+    Without it SQLite gives a new row the largest id plus one.  After the
+    newest user is deleted, the next user would get the same id, and records
+    kept by id (deletion requests, the audit log, run history) would seem to
+    belong to them.  PostgreSQL sequences do not hand out an id twice.
     """
     return sql.replace(
         '"id" INTEGER NOT NULL PRIMARY KEY,', '"id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,', 1

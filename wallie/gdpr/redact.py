@@ -1,7 +1,7 @@
 """Copies of an erased contact's name, phone and email kept outside its rows.
 
 Erasing a contact deletes its rows, but a few of the user's own rows keep
-a copy of how the contact was shown: the title of a one-to-one WhatsApp
+a copy of how the contact was shown.  The title of a one-to-one WhatsApp
 conversation is the contact's name or number, and an import's statistics
 list its participants.  Those rows stay, because they belong to the user's
 other data, so the copies inside them are replaced by :data:`ERASED`.
@@ -16,7 +16,7 @@ from ..logging import get_logger
 
 logger = get_logger(__name__)
 
-#: What replaces an erased contact's name, phone or email.
+#: Replacement text for an erased contact's name, phone or email.
 ERASED = "[erased]"
 
 
