@@ -35,15 +35,31 @@ from wallie.whatsapp.header import (
 from wallie.whatsapp.model import ParsedMessage
 from wallie.whatsapp.patterns import (
     MARKER_LAST,
+    MAX_NOTICE_LENGTH,
+    NOTICE_CASE_TRAPS,
     NOTICE_FIRST,
     NOTICE_LAST,
+    NOTICE_WORDS,
+    PLACEHOLDER_LAST,
+    SHORT_NOTICE,
     SHORT_NOTICE_LAST,
+    SHORT_NOTICE_LENGTH,
     sender_system_event,
     special_body,
 )
 
+try:
+    from wallie.whatsapp import _speedups
+except ImportError:  # installed where no C compiler was found
+    _speedups = None
+
 if TYPE_CHECKING:
     from wallie.whatsapp.parser import ParsedExport, _Pass
+
+#: The C versions of the hot loops (``wallie/whatsapp/_speedups.c``), or None
+#: to run the Python ones, which give the same messages more slowly. None
+#: when the package was installed without a C compiler.
+SPEEDUPS = _speedups
 
 #: Distinct timestamps whose message counts are kept for occurrence indexes.
 #: Identical messages share a timestamp, so only nearby ones need counting.
@@ -51,9 +67,6 @@ OCCURRENCE_WINDOW = 4096
 
 #: Entries kept in the date, time and sender caches before they are cleared.
 CACHE_SIZE = 4096
-
-#: Longest body that can be a deletion or live location notice, in characters.
-_SHORT_NOTICE_LENGTH = 50
 
 #: A sender name as :func:`~wallie.whatsapp.parser.split_sender_text` reads
 #: it, for the common case of a colon and one ASCII space after it: up to 100
@@ -199,6 +212,8 @@ class BulkReader:
     def __init__(self, export: ParsedExport) -> None:
         self._export = export
         self._split = bulk_pattern(export.shape).split
+        self._shape = export.shape
+        self._speedups = SPEEDUPS
         self._separator = export.shape.separator
         self._date_order = export.date_order
         # Date text to midnight and ISO date, or None when invalid.
@@ -206,6 +221,14 @@ class BulkReader:
         # Time text to time since midnight, ISO time and whether the clock is
         # anomalous, or None when invalid.
         self._clocks: dict[str, tuple[datetime.timedelta, str, bool] | None] = {}
+        # What the C loop needs, in the order bulk_messages reads it.
+        self._context = (
+            self._days, self._clocks, self._stamp, self._sender, export._build,
+            special_body, sender_system_event, SHORT_NOTICE.fullmatch, MARKER_LAST,
+            SHORT_NOTICE_LAST, NOTICE_FIRST, NOTICE_LAST, PLACEHOLDER_LAST,
+            NOTICE_WORDS, NOTICE_CASE_TRAPS, ParsedMessage, OCCURRENCE_WINDOW,
+            SHORT_NOTICE_LENGTH, MAX_NOTICE_LENGTH,
+        )
 
     def read(self, text: str, state: _Pass) -> Iterator[ParsedMessage]:
         """Yield the messages completed in a block of LF-terminated lines.
@@ -214,8 +237,13 @@ class BulkReader:
           text: Whole lines, each ending with LF, without format marks.
           state: The pass, updated with the message still pending at the end.
         """
-        parts = self._split("\n" + text)
-        if len(parts) == 1 or None in parts[1::4]:
+        if self._speedups is not None:
+            parts = self._speedups.split_block(text, self._shape)
+        else:
+            parts = self._split("\n" + text)
+            if len(parts) == 1 or None in parts[1::4]:
+                parts = None
+        if parts is None:
             yield from self._export._read_block(text, state)
             return
 
@@ -239,7 +267,11 @@ class BulkReader:
             state.pending = None
             state.parts = []
 
-        resume = yield from self._messages(parts, state)
+        if self._speedups is not None:
+            messages, resume = self._c_messages(parts, state)
+            yield from messages
+        else:
+            resume = yield from self._messages(parts, state)
         if resume is not None:
             yield from self._resume(text, first_line, resume, state)
 
@@ -374,7 +406,7 @@ class BulkReader:
             if (
                 "\n" in body
                 or end in marker_last
-                or (len(body) < _SHORT_NOTICE_LENGTH and end in short_notice_last)
+                or (len(body) < SHORT_NOTICE_LENGTH and end in short_notice_last)
                 or (":" in body and ": http" in body)
             ) and special_body(body) is not None:
                 iso = f"{day[1]}T{clock[1]}"
@@ -431,6 +463,32 @@ class BulkReader:
         state.seen_header = True
         state.number = line - 1
         return resume
+
+    def _c_messages(
+        self, parts: list[str], state: _Pass
+    ) -> tuple[list[ParsedMessage], int | None]:
+        """Do what :meth:`_messages` does, in C, and return the messages as a list.
+
+        Returns:
+          The messages, and None or the line from which the line-aware reading
+          takes over, as :meth:`_messages` returns it.
+        """
+        report = state.report
+        messages, line, continuation, plain, anomalies, broke = (
+            self._speedups.bulk_messages(parts, state.number + 1, state, self._context)
+        )
+        report.clock_anomalies += anomalies
+        if broke:
+            resume = line
+        else:
+            resume = self._keep_last(parts[-4:], line, state)
+            line = state.number + 1
+
+        report.messages += plain
+        report.continuation_lines += continuation
+        state.seen_header = True
+        state.number = line - 1
+        return messages, resume
 
     def _keep_last(self, last: list[str], line: int, state: _Pass) -> int | None:
         """Leave the last message of a block pending in ``state``.

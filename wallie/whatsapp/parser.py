@@ -7,7 +7,12 @@ Design:
   header shape, the date order and whether messages end with CRLF. The second
   pass splits each block at the headers of that shape with one regex
   (:mod:`.bulk`) and yields messages one at a time, so memory stays flat in
-  the file size.
+  the file size. The first pass keeps the decoded text of files up to
+  ``scan.KEPT_TEXT_BYTES`` for the second, so those are decoded once.
+- The hottest loops of both passes also exist in C
+  (``_speedups.c``), used when the package was built with a C compiler.
+  They give the same results as the Python code or give up on a block,
+  which the Python code then reads; ``bulk.SPEEDUPS`` is the switch.
 - Every export uses one header shape. A line that matches a header of another
   shape, or a header whose date or time is invalid, is reported as unparsed,
   and so are the lines that follow it until the next good header. Appending
@@ -443,7 +448,12 @@ class ParsedExport:
         state = _Pass(report)
         bulk = BulkReader(self)
         unmarked = self._scan.unmarked_blocks
-        blocks = read_blocks(self._opener, self.encoding, self.source)
+        # The first pass may have kept the decoded text; only this first
+        # reading uses it, and frees it.
+        kept, self._scan.blocks = self._scan.blocks, None
+        blocks = kept if kept is not None else read_blocks(
+            self._opener, self.encoding, self.source
+        )
         for index, raw in enumerate(blocks):
             # The first pass read the same blocks and found which have no
             # format mark.

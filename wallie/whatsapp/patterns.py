@@ -126,7 +126,21 @@ NOTICE_FIRST = frozenset("mMnNaAlLbByY")
 NOTICE_LAST = frozenset("uUdDkK\u212a")
 
 #: Longest body checked against ``_SENDER_SYSTEM_EVENTS``, in characters.
-_MAX_NOTICE_LENGTH = 400
+MAX_NOTICE_LENGTH = 400
+
+#: Words of which every notice of ``_SENDER_SYSTEM_EVENTS`` holds one, in
+#: lower case. Looking for them is far cheaper than the case-insensitive
+#: match, which then runs only for the few bodies that hold one.
+NOTICE_WORDS = (
+    "end-to-end", "ende-zu-ende", "ponta a ponta", "extremo a extremo", "added",
+    "joined", "created", "security", "disappearing",
+)
+
+#: Dotted and dotless I and long S, which match an ASCII letter in the
+#: case-insensitive pattern but do not lower-case to it, so a body holding
+#: one may be a notice without holding any of ``NOTICE_WORDS``. (The Kelvin
+#: sign lower-cases to "k".)
+NOTICE_CASE_TRAPS = "\u0130\u0131\u017f"
 
 #: Endings of every placeholder line, checked before the placeholder patterns
 #: because one ``endswith`` call is far cheaper than four regex matches.
@@ -138,7 +152,7 @@ _PLACEHOLDER_ENDINGS = (
 #: Characters that can end a placeholder line: the last characters of
 #: ``_PLACEHOLDER_ENDINGS`` and their capitals, the only characters that
 #: ``str.lower()`` turns into them.
-_PLACEHOLDER_LAST = frozenset(">)dDnNoOaA")
+PLACEHOLDER_LAST = frozenset(">)dDnNoOaA")
 
 #: Bodies that replace a deleted message, matched on the whole body.
 _DELETED = re.compile(
@@ -204,15 +218,15 @@ _LIVE_LOCATION = re.compile(
 SHORT_NOTICE_LAST = frozenset("dDeEtTaAmMoO.")
 
 #: Last characters of a line that can be a placeholder or end with a marker
-#: such as an edit notice: ``_PLACEHOLDER_LAST``, ">", and "" for an empty line.
-MARKER_LAST = frozenset((*_PLACEHOLDER_LAST, ">", ""))
+#: such as an edit notice: ``PLACEHOLDER_LAST``, ">", and "" for an empty line.
+MARKER_LAST = frozenset((*PLACEHOLDER_LAST, ">", ""))
 
 #: Length below which a whole body can be a deletion or live location notice,
 #: in characters.
-_SHORT_NOTICE_LENGTH = 50
+SHORT_NOTICE_LENGTH = 50
 
 #: Either of the whole-body notices, for a single check on plain bodies.
-_SHORT_NOTICE = re.compile(f"(?:{_DELETED.pattern})|(?:{_LIVE_LOCATION.pattern})", _I)
+SHORT_NOTICE = re.compile(f"(?:{_DELETED.pattern})|(?:{_LIVE_LOCATION.pattern})", _I)
 
 _PLACEHOLDER_KINDS: dict[str, AttachmentKind] = {
     "image": "image",
@@ -286,23 +300,8 @@ def classify_system_event(text: str) -> str:
 
 
 def _may_be_notice(lowered: str) -> bool:
-    """Return True when a lower-cased body holds a word that a notice needs.
-
-    Every notice of ``_SENDER_SYSTEM_EVENTS`` holds one of these words, and
-    looking for them is far cheaper than the case-insensitive match, which
-    then runs only for the few bodies that hold one.
-    """
-    return (
-        "end-to-end" in lowered
-        or "ende-zu-ende" in lowered
-        or "ponta a ponta" in lowered
-        or "extremo a extremo" in lowered
-        or "added" in lowered
-        or "joined" in lowered
-        or "created" in lowered
-        or "security" in lowered
-        or "disappearing" in lowered
-    )
+    """Return True when a lower-cased body holds one of ``NOTICE_WORDS``."""
+    return any(word in lowered for word in NOTICE_WORDS)
 
 
 def sender_system_event(body: str) -> str | None:
@@ -311,7 +310,7 @@ def sender_system_event(body: str) -> str | None:
     Returns:
       The event name, or None when the body reads as an ordinary message.
     """
-    if "\n" in body or len(body) > _MAX_NOTICE_LENGTH:
+    if "\n" in body or len(body) > MAX_NOTICE_LENGTH:
         return None
 
     if not (
@@ -322,11 +321,7 @@ def sender_system_event(body: str) -> str | None:
         return None
 
     if not _may_be_notice(body.lower()) and (
-        body.isascii()
-        # Dotted and dotless I and long S match an ASCII letter in the
-        # case-insensitive pattern but do not lower-case to it. (The Kelvin
-        # sign lower-cases to "k".)
-        or not ("\u0130" in body or "\u0131" in body or "\u017f" in body)
+        body.isascii() or not any(trap in body for trap in NOTICE_CASE_TRAPS)
     ):
         return None
 
@@ -384,7 +379,7 @@ def special_body(text: str) -> Body | None:
         ):
             return None
 
-    if len(text) < _SHORT_NOTICE_LENGTH and _SHORT_NOTICE.fullmatch(text):
+    if len(text) < SHORT_NOTICE_LENGTH and SHORT_NOTICE.fullmatch(text):
         return read_body(text)
 
     if text.endswith(">") or ": http" in text:
@@ -393,7 +388,7 @@ def special_body(text: str) -> Body | None:
     newline = text.find("\n")
     first = text if newline < 0 else text[:newline]
     last = first.rstrip()[-1:]
-    if not last or last in _PLACEHOLDER_LAST:
+    if not last or last in PLACEHOLDER_LAST:
         return read_body(text)
 
     return None
@@ -412,7 +407,7 @@ def read_body(text: str) -> Body:
       A placeholder is recognised only as the whole first line of a body, so a
       caption on the following lines stays as text.
     """
-    if len(text) < _SHORT_NOTICE_LENGTH and _DELETED.fullmatch(text):
+    if len(text) < SHORT_NOTICE_LENGTH and _DELETED.fullmatch(text):
         return Body(text="", is_deleted=True)
 
     is_edited = False
@@ -428,6 +423,6 @@ def read_body(text: str) -> Body:
 
     is_location = bool(
         (": http" in text and _LOCATION.match(text))
-        or (len(text) < _SHORT_NOTICE_LENGTH and _LIVE_LOCATION.fullmatch(text))
+        or (len(text) < SHORT_NOTICE_LENGTH and _LIVE_LOCATION.fullmatch(text))
     )
     return Body(text=text, is_edited=is_edited, is_location=is_location)

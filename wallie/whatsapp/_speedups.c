@@ -1,0 +1,1784 @@
+/*
+ * C versions of the three hottest loops of the WhatsApp parser.
+ *
+ * Each function gives exactly what its Python counterpart gives, or None
+ * when the text holds something it does not handle; the caller then runs
+ * the Python code, which is always right and only slower:
+ *
+ * - count_dates: the header dates of a block, as the first pass counts them
+ *   (scan._scan_dates);
+ * - split_block: a block cut at its headers, as bulk_pattern(shape).split
+ *   cuts it;
+ * - bulk_messages: the loop of BulkReader._messages, which turns the cut
+ *   block into ParsedMessage objects.
+ *
+ * The header matcher follows the regex of header.exact_header(shape,
+ * digit="[0-9]") along the path the regex engine tries first: every
+ * quantifier greedy, every optional part taken when it can be. When that
+ * path matches, the regex returns the same match. When it fails and the
+ * line could still start a header of any shape (an optional bracket, one
+ * to four decimal digits and a date separator), the function gives up on
+ * the block; the regex may have found a match by backtracking, or the line
+ * may be a header of another shape, and both need the Python code.
+ *
+ * SHA-256 is written here from FIPS 180-4, so the message keys need no call
+ * back into hashlib.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* SHA-256                                                              */
+/* ------------------------------------------------------------------ */
+
+/* First 32 bits of the fractional parts of the cube roots of the first 64
+ * primes, as FIPS 180-4 section 4.2.2 defines them. */
+static const uint32_t ROUND_CONSTANTS[64] = {
+    0x428a2f98U, 0x71374491U, 0xb5c0fbcfU, 0xe9b5dba5U, 0x3956c25bU, 0x59f111f1U,
+    0x923f82a4U, 0xab1c5ed5U, 0xd807aa98U, 0x12835b01U, 0x243185beU, 0x550c7dc3U,
+    0x72be5d74U, 0x80deb1feU, 0x9bdc06a7U, 0xc19bf174U, 0xe49b69c1U, 0xefbe4786U,
+    0x0fc19dc6U, 0x240ca1ccU, 0x2de92c6fU, 0x4a7484aaU, 0x5cb0a9dcU, 0x76f988daU,
+    0x983e5152U, 0xa831c66dU, 0xb00327c8U, 0xbf597fc7U, 0xc6e00bf3U, 0xd5a79147U,
+    0x06ca6351U, 0x14292967U, 0x27b70a85U, 0x2e1b2138U, 0x4d2c6dfcU, 0x53380d13U,
+    0x650a7354U, 0x766a0abbU, 0x81c2c92eU, 0x92722c85U, 0xa2bfe8a1U, 0xa81a664bU,
+    0xc24b8b70U, 0xc76c51a3U, 0xd192e819U, 0xd6990624U, 0xf40e3585U, 0x106aa070U,
+    0x19a4c116U, 0x1e376c08U, 0x2748774cU, 0x34b0bcb5U, 0x391c0cb3U, 0x4ed8aa4aU,
+    0x5b9cca4fU, 0x682e6ff3U, 0x748f82eeU, 0x78a5636fU, 0x84c87814U, 0x8cc70208U,
+    0x90befffaU, 0xa4506cebU, 0xbef9a3f7U, 0xc67178f2U,
+};
+
+/* First 32 bits of the fractional parts of the square roots of the first 8
+ * primes (section 5.3.3). */
+static const uint32_t INITIAL_HASH[8] = {
+    0x6a09e667U, 0xbb67ae85U, 0x3c6ef372U, 0xa54ff53aU,
+    0x510e527fU, 0x9b05688cU, 0x1f83d9abU, 0x5be0cd19U,
+};
+
+/* The compression function of section 6.2.2: one 64-byte block into the
+ * hash. */
+typedef void (*Compress)(uint32_t hash[8], const unsigned char block[64]);
+
+typedef struct {
+    Compress compress;
+    uint32_t hash[8];
+    uint64_t length;           /* bytes hashed so far */
+    unsigned char block[64];   /* bytes waiting for a full block */
+    size_t filled;
+} Sha256;
+
+static inline uint32_t
+rotate_right(uint32_t value, int bits)
+{
+    return (value >> bits) | (value << (32 - bits));
+}
+
+static void
+sha256_compress(uint32_t hash[8], const unsigned char block[64])
+{
+    uint32_t w[64];
+    for (int t = 0; t < 16; t++) {
+        w[t] = ((uint32_t)block[4 * t] << 24) | ((uint32_t)block[4 * t + 1] << 16)
+               | ((uint32_t)block[4 * t + 2] << 8) | (uint32_t)block[4 * t + 3];
+    }
+    for (int t = 16; t < 64; t++) {
+        uint32_t s0 = rotate_right(w[t - 15], 7) ^ rotate_right(w[t - 15], 18)
+                      ^ (w[t - 15] >> 3);
+        uint32_t s1 = rotate_right(w[t - 2], 17) ^ rotate_right(w[t - 2], 19)
+                      ^ (w[t - 2] >> 10);
+        w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+
+    uint32_t a = hash[0], b = hash[1], c = hash[2], d = hash[3];
+    uint32_t e = hash[4], f = hash[5], g = hash[6], h = hash[7];
+    for (int t = 0; t < 64; t++) {
+        uint32_t sum1 = rotate_right(e, 6) ^ rotate_right(e, 11) ^ rotate_right(e, 25);
+        uint32_t choose = (e & f) ^ (~e & g);
+        uint32_t t1 = h + sum1 + choose + ROUND_CONSTANTS[t] + w[t];
+        uint32_t sum0 = rotate_right(a, 2) ^ rotate_right(a, 13) ^ rotate_right(a, 22);
+        uint32_t majority = (a & b) ^ (a & c) ^ (b & c);
+        uint32_t t2 = sum0 + majority;
+        h = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
+    }
+    hash[0] += a;
+    hash[1] += b;
+    hash[2] += c;
+    hash[3] += d;
+    hash[4] += e;
+    hash[5] += f;
+    hash[6] += g;
+    hash[7] += h;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_SHA_EXTENSIONS 1
+#include <cpuid.h>
+#include <immintrin.h>
+
+/* True when the processor has the SHA extensions and SSE4.1, checked once
+ * when the module loads. */
+static int
+cpu_has_sha_extensions(void)
+{
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
+        return 0;
+    }
+    int sse41 = (ecx >> 19) & 1;
+    int ssse3 = (ecx >> 9) & 1;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
+        return 0;
+    }
+    return sse41 && ssse3 && ((ebx >> 29) & 1);
+}
+
+/* The compression function on the x86 SHA extensions. SHA256RNDS2 runs two
+ * rounds on the state held as ABEF and CDGH (A in the highest 32 bits),
+ * with the two message words plus constants in the low 64 bits of its third
+ * operand. SHA256MSG1 and SHA256MSG2 compute four words of the message
+ * schedule of section 6.2.2 at a time. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void
+sha256_compress_extensions(uint32_t hash[8], const unsigned char block[64])
+{
+    const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    __m128i abcd = _mm_loadu_si128((const __m128i *)&hash[0]);
+    __m128i efgh = _mm_loadu_si128((const __m128i *)&hash[4]);
+    abcd = _mm_shuffle_epi32(abcd, 0xB1);          /* B A D C */
+    efgh = _mm_shuffle_epi32(efgh, 0x1B);          /* H G F E */
+    __m128i abef = _mm_alignr_epi8(abcd, efgh, 8); /* F E B A */
+    __m128i cdgh = _mm_blend_epi16(efgh, abcd, 0xF0); /* H G D C */
+    const __m128i abef_start = abef, cdgh_start = cdgh;
+
+    __m128i words[4];
+    for (int i = 0; i < 4; i++) {
+        words[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16 * i)),
+                                    byte_swap);
+    }
+    for (int group = 0; group < 16; group++) {
+        __m128i w;
+        if (group < 4) {
+            w = words[group];
+        }
+        else {
+            /* Words t..t+3 from the groups t-16, t-12, t-8 and t-4. */
+            __m128i older = words[group & 3], old = words[(group + 1) & 3];
+            __m128i recent = words[(group + 2) & 3], latest = words[(group + 3) & 3];
+            w = _mm_sha256msg1_epu32(older, old);
+            w = _mm_add_epi32(w, _mm_alignr_epi8(latest, recent, 4));
+            w = _mm_sha256msg2_epu32(w, latest);
+            words[group & 3] = w;
+        }
+        __m128i schedule = _mm_add_epi32(
+            w, _mm_loadu_si128((const __m128i *)&ROUND_CONSTANTS[4 * group]));
+        /* Rounds t and t+1: the new ABEF goes into cdgh, whose value no
+         * later round needs, and the old ABEF in abef is now the CDGH. */
+        cdgh = _mm_sha256rnds2_epu32(cdgh, abef, schedule);
+        /* Rounds t+2 and t+3, with the roles swapped: the new ABEF goes
+         * back into abef, and cdgh is the CDGH again. */
+        abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(schedule, 0x0E));
+    }
+    abef = _mm_add_epi32(abef, abef_start);
+    cdgh = _mm_add_epi32(cdgh, cdgh_start);
+
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B);  /* A B E F */
+    __m128i ghcd = _mm_shuffle_epi32(cdgh, 0xB1);  /* G H C D */
+    _mm_storeu_si128((__m128i *)&hash[0], _mm_blend_epi16(feba, ghcd, 0xF0));
+    _mm_storeu_si128((__m128i *)&hash[4], _mm_alignr_epi8(ghcd, feba, 8));
+}
+#endif
+
+/* The fastest compression function of this processor, chosen when the
+ * module loads. */
+static Compress fastest_compress = sha256_compress;
+
+static void
+sha256_start(Sha256 *state, Compress compress)
+{
+    state->compress = compress;
+    memcpy(state->hash, INITIAL_HASH, sizeof(INITIAL_HASH));
+    state->length = 0;
+    state->filled = 0;
+}
+
+static void
+sha256_add(Sha256 *state, const unsigned char *bytes, size_t size)
+{
+    state->length += size;
+    if (state->filled) {
+        size_t room = 64 - state->filled;
+        size_t take = size < room ? size : room;
+        memcpy(state->block + state->filled, bytes, take);
+        state->filled += take;
+        bytes += take;
+        size -= take;
+        if (state->filled < 64) {
+            return;
+        }
+        state->compress(state->hash, state->block);
+        state->filled = 0;
+    }
+    while (size >= 64) {
+        state->compress(state->hash, bytes);
+        bytes += 64;
+        size -= 64;
+    }
+    memcpy(state->block, bytes, size);
+    state->filled = size;
+}
+
+/* Pad the message (section 5.1.1) and write the digest as 64 hex digits. */
+static void
+sha256_hex(Sha256 *state, char out[64])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint64_t bits = state->length * 8;
+    unsigned char pad[72];
+    size_t pad_size = (state->filled < 56 ? 56 : 120) - state->filled;
+    memset(pad, 0, sizeof(pad));
+    pad[0] = 0x80;
+    for (int i = 0; i < 8; i++) {
+        pad[pad_size + i] = (unsigned char)(bits >> (56 - 8 * i));
+    }
+    sha256_add(state, pad, pad_size + 8);
+    for (int i = 0; i < 8; i++) {
+        for (int j = 0; j < 4; j++) {
+            unsigned byte = (state->hash[i] >> (24 - 8 * j)) & 0xff;
+            out[8 * i + 2 * j] = digits[byte >> 4];
+            out[8 * i + 2 * j + 1] = digits[byte & 0xf];
+        }
+    }
+}
+
+static PyObject *
+hex_string(const char hex[64])
+{
+    PyObject *text = PyUnicode_New(64, 127);
+    if (text != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(text), hex, 64);
+    }
+    return text;
+}
+
+static PyObject *
+speedups_sha256_hex(PyObject *module, PyObject *args, PyObject *keywords)
+{
+    static char *names[] = {"data", "portable", NULL};
+    Py_buffer view;
+    int portable = 0;
+    Sha256 state;
+    char hex[64];
+    if (!PyArg_ParseTupleAndKeywords(args, keywords, "y*|$p:sha256_hex", names, &view,
+                                     &portable)) {
+        return NULL;
+    }
+    sha256_start(&state, portable ? sha256_compress : fastest_compress);
+    sha256_add(&state, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    sha256_hex(&state, hex);
+    return hex_string(hex);
+}
+
+/* ------------------------------------------------------------------ */
+/* Header matching                                                      */
+/* ------------------------------------------------------------------ */
+
+/* The fields of header.HeaderShape. */
+typedef struct {
+    int bracketed;
+    Py_UCS4 separator;
+    int comma;
+    int seconds;
+    int twelve_hour;
+    int year_first;
+} Shape;
+
+/* A string being read, with the accessors of its kind. */
+typedef struct {
+    int kind;
+    const void *data;
+    Py_ssize_t length;
+} Text;
+
+#define CHAR_AT(text, index) PyUnicode_READ((text)->kind, (text)->data, (index))
+
+/* Where the parts of a matched header are. */
+typedef struct {
+    Py_ssize_t date_start, date_end, clock_start, clock_end, end;
+} Header;
+
+static int
+read_shape(PyObject *object, Shape *shape)
+{
+    PyObject *separator;
+    if (!PyArg_ParseTuple(object, "pUpppp;shape must be a HeaderShape",
+                          &shape->bracketed, &separator, &shape->comma,
+                          &shape->seconds, &shape->twelve_hour, &shape->year_first)) {
+        return -1;
+    }
+    if (PyUnicode_GET_LENGTH(separator) != 1) {
+        PyErr_SetString(PyExc_ValueError, "the shape's separator must be one character");
+        return -1;
+    }
+    shape->separator = PyUnicode_READ_CHAR(separator, 0);
+    return 0;
+}
+
+static int
+read_text(PyObject *object, Text *text)
+{
+    if (!PyUnicode_Check(object)) {
+        PyErr_SetString(PyExc_TypeError, "text must be a str");
+        return -1;
+    }
+    text->kind = PyUnicode_KIND(object);
+    text->data = PyUnicode_DATA(object);
+    text->length = PyUnicode_GET_LENGTH(object);
+    return 0;
+}
+
+/* The spaces of header._SPACE: space, no-break space, narrow no-break space. */
+static inline int
+is_space(Py_UCS4 c)
+{
+    return c == ' ' || c == 0x00A0 || c == 0x202F;
+}
+
+static inline Py_ssize_t
+ascii_digits(const Text *text, Py_ssize_t at)
+{
+    Py_ssize_t end = at;
+    while (end < text->length) {
+        Py_UCS4 c = CHAR_AT(text, end);
+        if (c < '0' || c > '9') {
+            break;
+        }
+        end++;
+    }
+    return end - at;
+}
+
+static inline Py_ssize_t
+skip_spaces(const Text *text, Py_ssize_t at)
+{
+    while (at < text->length && is_space(CHAR_AT(text, at))) {
+        at++;
+    }
+    return at;
+}
+
+static inline int
+char_is(const Text *text, Py_ssize_t at, Py_UCS4 wanted)
+{
+    return at < text->length && CHAR_AT(text, at) == wanted;
+}
+
+/* Match a header of ``shape`` at ``at`` along the regex's first path.
+ * Returns 1 and fills ``found`` on a match, else 0. */
+static int
+match_header(const Text *text, Py_ssize_t at, const Shape *shape, Header *found)
+{
+    Py_ssize_t count;
+
+    if (shape->bracketed) {
+        if (!char_is(text, at, '[')) {
+            return 0;
+        }
+        at++;
+    }
+
+    found->date_start = at;
+    count = ascii_digits(text, at);
+    if (shape->year_first ? count != 4 : (count < 1 || count > 3)) {
+        return 0;
+    }
+    at += count;
+    if (!char_is(text, at, shape->separator)) {
+        return 0;
+    }
+    at++;
+    count = ascii_digits(text, at);
+    if (count < 1 || count > 2) {
+        return 0;
+    }
+    at += count;
+    if (!char_is(text, at, shape->separator)) {
+        return 0;
+    }
+    at++;
+    count = ascii_digits(text, at);
+    if (count < 1 || count > 4) {
+        return 0;
+    }
+    at += count;
+    found->date_end = at;
+    if (char_is(text, at, '.')) {
+        at++;
+    }
+
+    if (shape->comma) {
+        if (at >= text->length) {
+            return 0;
+        }
+        Py_UCS4 c = CHAR_AT(text, at);
+        if (c != ',' && c != 0x060C) {
+            return 0;
+        }
+        at++;
+    }
+    at = skip_spaces(text, at);
+
+    found->clock_start = at;
+    count = ascii_digits(text, at);
+    if (count < 1 || count > 2) {
+        return 0;
+    }
+    at += count;
+    if (!char_is(text, at, ':') && !char_is(text, at, '.')) {
+        return 0;
+    }
+    at++;
+    if (ascii_digits(text, at) != 2) {
+        return 0;
+    }
+    at += 2;
+    if (shape->seconds) {
+        if (!char_is(text, at, ':') && !char_is(text, at, '.')) {
+            return 0;
+        }
+        at++;
+        if (ascii_digits(text, at) != 2) {
+            return 0;
+        }
+        at += 2;
+    }
+    if (shape->twelve_hour) {
+        at = skip_spaces(text, at);
+        if (at >= text->length) {
+            return 0;
+        }
+        Py_UCS4 c = CHAR_AT(text, at);
+        if (c == 'A' || c == 'a' || c == 'P' || c == 'p') {
+            at++;
+            if (char_is(text, at, '.')) {
+                at++;
+            }
+            if (at < text->length && is_space(CHAR_AT(text, at))) {
+                at++;
+            }
+            if (!char_is(text, at, 'M') && !char_is(text, at, 'm')) {
+                return 0;
+            }
+            at++;
+            if (char_is(text, at, '.')) {
+                at++;
+            }
+        }
+        else if (c == 0x0635 || c == 0x0645) {
+            at++;
+        }
+        else {
+            return 0;
+        }
+    }
+    found->clock_end = at;
+
+    if (shape->bracketed) {
+        if (!char_is(text, at, ']')) {
+            return 0;
+        }
+        at++;
+    }
+    else {
+        at = skip_spaces(text, at);
+        if (!char_is(text, at, '-') && !char_is(text, at, 0x2013)) {
+            return 0;
+        }
+        at++;
+    }
+    if (at < text->length && is_space(CHAR_AT(text, at))) {
+        at++;
+    }
+    found->end = at;
+    return 1;
+}
+
+/* True when the line at ``at`` starts like a header of any shape: an
+ * optional bracket, one to four decimal digits of any script and a date
+ * separator. Every line that header.ANY_HEADER matches starts so. */
+static int
+may_start_header(const Text *text, Py_ssize_t at)
+{
+    if (char_is(text, at, '[')) {
+        at++;
+    }
+    Py_ssize_t start = at;
+    while (at < text->length && at - start <= 4 && Py_UNICODE_ISDECIMAL(CHAR_AT(text, at))) {
+        at++;
+    }
+    Py_ssize_t count = at - start;
+    if (count < 1 || count > 4 || at >= text->length) {
+        return 0;
+    }
+    Py_UCS4 c = CHAR_AT(text, at);
+    return c == '/' || c == '.' || c == '-';
+}
+
+/* Index of the next LF at or after ``at``, or the length of the text. */
+static inline Py_ssize_t
+line_end(PyObject *string, const Text *text, Py_ssize_t at)
+{
+    if (at >= text->length) {
+        return text->length;
+    }
+    Py_ssize_t found = PyUnicode_FindChar(string, '\n', at, text->length, 1);
+    return found < 0 ? text->length : found;
+}
+
+/* The sender name of bulk._SENDER after a header ending at ``at``: up to
+ * 100 characters without colon, LF or quote, then a colon and a space.
+ * Returns 1 with the name's end in ``name_end`` when it is there. */
+static int
+match_sender(const Text *text, Py_ssize_t at, Py_ssize_t *name_end)
+{
+    Py_ssize_t end = at;
+    while (end < text->length && end - at < 100) {
+        Py_UCS4 c = CHAR_AT(text, end);
+        if (c == ':' || c == '\n' || c == '"' || c == 0x201C || c == 0x201D
+            || c == 0x00AB || c == 0x00BB) {
+            break;
+        }
+        end++;
+    }
+    if (end > at && end + 1 < text->length && CHAR_AT(text, end) == ':'
+        && CHAR_AT(text, end + 1) == ' ') {
+        *name_end = end;
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *
+speedups_count_dates(PyObject *module, PyObject *args)
+{
+    PyObject *string, *shape_object;
+    Shape shape;
+    Text text;
+    Header header;
+
+    if (!PyArg_ParseTuple(args, "UO:count_dates", &string, &shape_object)
+        || read_shape(shape_object, &shape) < 0 || read_text(string, &text) < 0) {
+        return NULL;
+    }
+
+    PyObject *counts = PyDict_New();
+    if (counts == NULL) {
+        return NULL;
+    }
+    /* Only lines after an LF count, as the pattern starts with one. */
+    Py_ssize_t at = line_end(string, &text, 0);
+    while (at < text.length) {
+        at++;
+        if (match_header(&text, at, &shape, &header)) {
+            PyObject *date = PyUnicode_Substring(string, header.date_start, header.date_end);
+            if (date == NULL) {
+                goto error;
+            }
+            PyObject *seen = PyDict_GetItemWithError(counts, date);
+            PyObject *count = NULL;
+            if (seen == NULL && PyErr_Occurred()) {
+                Py_DECREF(date);
+                goto error;
+            }
+            count = PyLong_FromSsize_t(seen == NULL ? 1 : PyLong_AsSsize_t(seen) + 1);
+            if (count == NULL || PyDict_SetItem(counts, date, count) < 0) {
+                Py_XDECREF(count);
+                Py_DECREF(date);
+                goto error;
+            }
+            Py_DECREF(count);
+            Py_DECREF(date);
+            at = line_end(string, &text, header.end);
+        }
+        else if (may_start_header(&text, at)) {
+            Py_DECREF(counts);
+            Py_RETURN_NONE;
+        }
+        else {
+            at = line_end(string, &text, at);
+        }
+    }
+    return counts;
+
+error:
+    Py_DECREF(counts);
+    return NULL;
+}
+
+/* Append a new reference to ``list`` and drop it; -1 on error. */
+static int
+append_new(PyObject *list, PyObject *item)
+{
+    if (item == NULL) {
+        return -1;
+    }
+    int result = PyList_Append(list, item);
+    Py_DECREF(item);
+    return result;
+}
+
+static PyObject *
+speedups_split_block(PyObject *module, PyObject *args)
+{
+    PyObject *string, *shape_object;
+    Shape shape;
+    Text text;
+    Header header;
+
+    if (!PyArg_ParseTuple(args, "UO:split_block", &string, &shape_object)
+        || read_shape(shape_object, &shape) < 0 || read_text(string, &text) < 0) {
+        return NULL;
+    }
+
+    PyObject *parts = PyList_New(0);
+    if (parts == NULL) {
+        return NULL;
+    }
+    /* End of the last header and sender matched, or -1 before the first. */
+    Py_ssize_t previous = -1;
+    Py_ssize_t at = 0;
+    while (at < text.length) {
+        if (match_header(&text, at, &shape, &header)) {
+            PyObject *before;
+            if (previous >= 0) {
+                before = PyUnicode_Substring(string, previous, at - 1);
+            }
+            else if (at == 0) {
+                before = PyUnicode_New(0, 0);
+            }
+            else {
+                /* The text before the first header, with the LF that the
+                 * pattern's split puts in front of the block. */
+                PyObject *head = PyUnicode_Substring(string, 0, at - 1);
+                PyObject *newline = PyUnicode_FromOrdinal('\n');
+                before = (head && newline) ? PyUnicode_Concat(newline, head) : NULL;
+                Py_XDECREF(head);
+                Py_XDECREF(newline);
+            }
+            if (append_new(parts, before) < 0
+                || append_new(parts, PyUnicode_Substring(string, header.date_start,
+                                                         header.date_end)) < 0
+                || append_new(parts, PyUnicode_Substring(string, header.clock_start,
+                                                         header.clock_end)) < 0) {
+                goto error;
+            }
+            Py_ssize_t name_end;
+            if (match_sender(&text, header.end, &name_end)) {
+                if (append_new(parts, PyUnicode_Substring(string, header.end, name_end)) < 0) {
+                    goto error;
+                }
+                previous = name_end + 2;
+            }
+            else {
+                if (PyList_Append(parts, Py_None) < 0) {
+                    goto error;
+                }
+                previous = header.end;
+            }
+            at = line_end(string, &text, previous) + 1;
+        }
+        else if (may_start_header(&text, at)) {
+            Py_DECREF(parts);
+            Py_RETURN_NONE;
+        }
+        else {
+            at = line_end(string, &text, at) + 1;
+        }
+    }
+    if (previous < 0) {
+        Py_DECREF(parts);
+        Py_RETURN_NONE;
+    }
+    if (append_new(parts, PyUnicode_Substring(string, previous, text.length)) < 0) {
+        goto error;
+    }
+    return parts;
+
+error:
+    Py_DECREF(parts);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Names of the fields of ParsedMessage, in its order. */
+static const char *const MESSAGE_FIELDS[] = {
+    "timestamp", "sender", "sender_phone", "text", "kind", "system_event",
+    "attachments", "is_deleted", "is_edited", "is_location", "key", "line_number",
+};
+#define MESSAGE_FIELD_COUNT 12
+
+/* A frozenset of one-character strings, and maybe "", as a lookup table. */
+typedef struct {
+    unsigned char ascii[128];
+    Py_UCS4 others[16];
+    int other_count;
+    int has_empty;
+} CharSet;
+
+/* The constants of one BulkReader, from the tuple it passes. */
+typedef struct {
+    PyObject *days, *clocks, *stamp, *sender, *build, *special_body;
+    PyObject *sender_system_event, *short_notice_match, *notice_words;
+    PyObject *notice_case_traps, *message_type;
+    PyObject *set_objects[5];
+    CharSet marker_last, short_notice_last, notice_first, notice_last, placeholder_last;
+    Py_ssize_t window, short_notice_length, max_notice_length;
+    PyObject *setters[MESSAGE_FIELD_COUNT];
+} Context;
+
+static int
+charset_read(PyObject *set, CharSet *table)
+{
+    memset(table, 0, sizeof(*table));
+    if (!PyAnySet_Check(set)) {
+        PyErr_SetString(PyExc_TypeError, "character sets must be frozensets");
+        return -1;
+    }
+    Py_ssize_t position = 0;
+    PyObject *item;
+    Py_hash_t hash;
+    while (_PySet_NextEntry(set, &position, &item, &hash)) {
+        if (!PyUnicode_Check(item) || PyUnicode_GET_LENGTH(item) > 1) {
+            PyErr_SetString(PyExc_TypeError,
+                            "character sets must hold strings of one character or none");
+            return -1;
+        }
+        if (PyUnicode_GET_LENGTH(item) == 0) {
+            table->has_empty = 1;
+            continue;
+        }
+        Py_UCS4 c = PyUnicode_READ_CHAR(item, 0);
+        if (c < 128) {
+            table->ascii[c] = 1;
+        }
+        else if (table->other_count < 16) {
+            table->others[table->other_count++] = c;
+        }
+        else {
+            PyErr_SetString(PyExc_ValueError, "character sets hold at most 16 non-ASCII characters");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ``c in set``, with -1 standing for the empty string. */
+static inline int
+charset_has(const CharSet *table, Py_UCS4 c, int empty)
+{
+    if (empty) {
+        return table->has_empty;
+    }
+    if (c < 128) {
+        return table->ascii[c];
+    }
+    for (int i = 0; i < table->other_count; i++) {
+        if (table->others[i] == c) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The per-pass state of BulkReader, read from the _Pass object. */
+typedef struct {
+    PyObject *senders, *occurrences, *numbers, *buckets;
+    Py_ssize_t inserted, purge_at;
+} Window;
+
+static PyObject *chat_kind, *empty_tuple, *newline_string, *unit_separator, *letter_t;
+static PyObject *http_marker, *d_space, *upper_d_space, *colon_space;
+
+static void
+context_clear(Context *context)
+{
+    for (int i = 0; i < MESSAGE_FIELD_COUNT; i++) {
+        Py_CLEAR(context->setters[i]);
+    }
+}
+
+static int
+context_read(PyObject *tuple, Context *context)
+{
+    memset(context, 0, sizeof(*context));
+    PyObject **sets = context->set_objects;
+    if (!PyArg_ParseTuple(tuple,
+                          "O!O!OOOOOOOOOOOO!UOnnn;context must be the tuple BulkReader builds",
+                          &PyDict_Type, &context->days, &PyDict_Type, &context->clocks,
+                          &context->stamp, &context->sender, &context->build,
+                          &context->special_body, &context->sender_system_event,
+                          &context->short_notice_match, &sets[0], &sets[1], &sets[2],
+                          &sets[3], &sets[4], &PyTuple_Type, &context->notice_words,
+                          &context->notice_case_traps, &context->message_type,
+                          &context->window, &context->short_notice_length,
+                          &context->max_notice_length)) {
+        return -1;
+    }
+    CharSet *tables[5] = {
+        &context->marker_last, &context->short_notice_last, &context->notice_first,
+        &context->notice_last, &context->placeholder_last,
+    };
+    for (int i = 0; i < 5; i++) {
+        if (charset_read(sets[i], tables[i]) < 0) {
+            return -1;
+        }
+    }
+    if (!PyType_Check(context->message_type)) {
+        PyErr_SetString(PyExc_TypeError, "the message type must be a class");
+        return -1;
+    }
+    for (int i = 0; i < MESSAGE_FIELD_COUNT; i++) {
+        PyObject *setter = PyObject_GetAttrString(context->message_type, MESSAGE_FIELDS[i]);
+        if (setter == NULL) {
+            context_clear(context);
+            return -1;
+        }
+        context->setters[i] = setter;
+        if (Py_TYPE(setter)->tp_descr_set == NULL) {
+            PyErr_Format(PyExc_TypeError, "field %s of the message type is not a slot",
+                         MESSAGE_FIELDS[i]);
+            context_clear(context);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+get_ssize(PyObject *object, const char *name, Py_ssize_t *value)
+{
+    PyObject *number = PyObject_GetAttrString(object, name);
+    if (number == NULL) {
+        return -1;
+    }
+    *value = PyLong_AsSsize_t(number);
+    Py_DECREF(number);
+    return (*value == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int
+set_ssize(PyObject *object, const char *name, Py_ssize_t value)
+{
+    PyObject *number = PyLong_FromSsize_t(value);
+    if (number == NULL) {
+        return -1;
+    }
+    int result = PyObject_SetAttrString(object, name, number);
+    Py_DECREF(number);
+    return result;
+}
+
+/* Write the window position back to the Occurrences object before Python
+ * code that may use it runs, and read it again afterwards. */
+static int
+window_store(Window *window)
+{
+    if (set_ssize(window->occurrences, "inserted", window->inserted) < 0
+        || set_ssize(window->occurrences, "purge_at", window->purge_at) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+window_load(Window *window)
+{
+    if (get_ssize(window->occurrences, "inserted", &window->inserted) < 0
+        || get_ssize(window->occurrences, "purge_at", &window->purge_at) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* str.rstrip() without arguments. */
+static PyObject *
+strip_end(PyObject *string)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(string);
+    int kind = PyUnicode_KIND(string);
+    const void *data = PyUnicode_DATA(string);
+    Py_ssize_t end = length;
+    while (end > 0 && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, end - 1))) {
+        end--;
+    }
+    if (end == length) {
+        return Py_NewRef(string);
+    }
+    return PyUnicode_Substring(string, 0, end);
+}
+
+/* "\n".join(part.rstrip() for part in piece.split("\n")).rstrip() */
+static PyObject *
+strip_lines(PyObject *piece)
+{
+    PyObject *lines = PyUnicode_Split(piece, newline_string, -1);
+    if (lines == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(lines);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *stripped = strip_end(PyList_GET_ITEM(lines, i));
+        if (stripped == NULL) {
+            Py_DECREF(lines);
+            return NULL;
+        }
+        PyList_SetItem(lines, i, stripped);
+    }
+    PyObject *joined = PyUnicode_Join(newline_string, lines);
+    Py_DECREF(lines);
+    if (joined == NULL) {
+        return NULL;
+    }
+    PyObject *body = strip_end(joined);
+    Py_DECREF(joined);
+    return body;
+}
+
+static inline int
+has_char(PyObject *string, Py_UCS4 wanted)
+{
+    return PyUnicode_FindChar(string, wanted, 0, PyUnicode_GET_LENGTH(string), 1) >= 0;
+}
+
+/* ``needle in container``, as Python's ``in`` tests it; -1 on error. */
+static inline int
+contains(PyObject *container, PyObject *needle)
+{
+    return PySequence_Contains(container, needle);
+}
+
+/* Concatenate ``count`` strings into one new string, as "".join would,
+ * without the tuple that PyUnicode_Join needs. */
+static PyObject *
+concat(Py_ssize_t count, PyObject **items)
+{
+    Py_ssize_t length = 0;
+    Py_UCS4 widest = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        length += PyUnicode_GET_LENGTH(items[i]);
+        Py_UCS4 widest_here = PyUnicode_MAX_CHAR_VALUE(items[i]);
+        if (widest_here > widest) {
+            widest = widest_here;
+        }
+    }
+    PyObject *joined = PyUnicode_New(length, widest);
+    if (joined == NULL) {
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(joined);
+    char *data = PyUnicode_DATA(joined);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t size = PyUnicode_GET_LENGTH(items[i]);
+        if (PyUnicode_KIND(items[i]) == kind) {
+            memcpy(data + at * kind, PyUnicode_DATA(items[i]), (size_t)(size * kind));
+        }
+        else if (PyUnicode_CopyCharacters(joined, at, items[i], 0, size) < 0) {
+            Py_DECREF(joined);
+            return NULL;
+        }
+        at += size;
+    }
+    return joined;
+}
+
+/* Call ``build(number, stamp, iso, text, state)``, keeping the window in
+ * step with the Python code it runs. */
+static PyObject *
+call_build(const Context *context, Window *window, Py_ssize_t number, PyObject *stamp,
+           PyObject *iso, PyObject *text, PyObject *state)
+{
+    if (window_store(window) < 0) {
+        return NULL;
+    }
+    PyObject *line = PyLong_FromSsize_t(number);
+    if (line == NULL) {
+        return NULL;
+    }
+    PyObject *message = PyObject_CallFunctionObjArgs(context->build, line, stamp, iso, text,
+                                                     state, NULL);
+    Py_DECREF(line);
+    if (message == NULL || window_load(window) < 0) {
+        Py_XDECREF(message);
+        return NULL;
+    }
+    return message;
+}
+
+/* Occurrences.purge: delete the entries of the timestamps that left the
+ * window. */
+static int
+occurrence_purge(const Context *context, Window *window)
+{
+    Py_ssize_t oldest = window->inserted - context->window;
+    PyObject *gone = PyList_New(0);
+    if (gone == NULL) {
+        return -1;
+    }
+    Py_ssize_t position = 0;
+    PyObject *stamp, *number;
+    while (PyDict_Next(window->numbers, &position, &stamp, &number)) {
+        Py_ssize_t value = PyLong_AsSsize_t(number);
+        if (value == -1 && PyErr_Occurred()) {
+            Py_DECREF(gone);
+            return -1;
+        }
+        if (value <= oldest && PyList_Append(gone, stamp) < 0) {
+            Py_DECREF(gone);
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(gone); i++) {
+        stamp = PyList_GET_ITEM(gone, i);
+        if (PyDict_DelItem(window->numbers, stamp) < 0
+            || PyDict_DelItem(window->buckets, stamp) < 0) {
+            Py_DECREF(gone);
+            return -1;
+        }
+    }
+    Py_DECREF(gone);
+    window->purge_at = window->inserted + context->window;
+    return 0;
+}
+
+/* Occurrences.count: count a message of a timestamp in the window. */
+static Py_ssize_t
+occurrence_count(Window *window, PyObject *stamp, PyObject *material)
+{
+    PyObject *bucket = PyDict_GetItemWithError(window->buckets, stamp);
+    if (bucket == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_KeyError, "a timestamp of the window has no bucket");
+        }
+        return -1;
+    }
+    if (PyUnicode_Check(bucket)) {
+        int same = PyObject_RichCompareBool(bucket, material, Py_EQ);
+        if (same < 0) {
+            return -1;
+        }
+        PyObject *counts = PyDict_New();
+        if (counts == NULL) {
+            return -1;
+        }
+        int failed;
+        if (same) {
+            PyObject *two = PyLong_FromLong(2);
+            failed = two == NULL || PyDict_SetItem(counts, material, two) < 0;
+            Py_XDECREF(two);
+        }
+        else {
+            PyObject *one = PyLong_FromLong(1);
+            failed = one == NULL || PyDict_SetItem(counts, bucket, one) < 0
+                     || PyDict_SetItem(counts, material, one) < 0;
+            Py_XDECREF(one);
+        }
+        failed = failed || PyDict_SetItem(window->buckets, stamp, counts) < 0;
+        Py_DECREF(counts);
+        return failed ? -1 : same;
+    }
+    if (!PyDict_Check(bucket)) {
+        PyErr_SetString(PyExc_TypeError, "an occurrence bucket must be a str or a dict");
+        return -1;
+    }
+    PyObject *seen = PyDict_GetItemWithError(bucket, material);
+    if (seen == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    Py_ssize_t index = 0;
+    if (seen != NULL) {
+        index = PyLong_AsSsize_t(seen);
+        if (index == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    PyObject *next = PyLong_FromSsize_t(index + 1);
+    if (next == NULL) {
+        return -1;
+    }
+    /* The buckets dictionary keeps a reference to the bucket, so it stays
+     * alive while it is updated. */
+    int failed = PyDict_SetItem(bucket, material, next) < 0;
+    Py_DECREF(next);
+    return failed ? -1 : index;
+}
+
+/* Occurrences.index: how many identical messages of the same timestamp
+ * came before this one within the window. */
+static Py_ssize_t
+occurrence_index(const Context *context, Window *window, PyObject *stamp, PyObject *material)
+{
+    PyObject *number = PyDict_GetItemWithError(window->numbers, stamp);
+    if (number == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    Py_ssize_t inserted = -1;
+    if (number != NULL) {
+        inserted = PyLong_AsSsize_t(number);
+        if (inserted == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (number != NULL && inserted > window->inserted - context->window) {
+        return occurrence_count(window, stamp, material);
+    }
+
+    window->inserted++;
+    PyObject *value = PyLong_FromSsize_t(window->inserted);
+    if (value == NULL) {
+        return -1;
+    }
+    int failed = PyDict_SetItem(window->numbers, stamp, value) < 0
+                 || PyDict_SetItem(window->buckets, stamp, material) < 0;
+    Py_DECREF(value);
+    if (failed) {
+        return -1;
+    }
+    if (window->inserted >= window->purge_at && occurrence_purge(context, window) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Add the UTF-8 bytes of a string to a hash. Returns -1 with Python's
+ * error set for a lone surrogate, which UTF-8 cannot encode. */
+static int
+sha256_add_string(Sha256 *state, PyObject *string)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(string);
+    if (PyUnicode_IS_ASCII(string)) {
+        sha256_add(state, PyUnicode_1BYTE_DATA(string), (size_t)length);
+        return 0;
+    }
+    int kind = PyUnicode_KIND(string);
+    const void *data = PyUnicode_DATA(string);
+    unsigned char buffer[256];
+    size_t used = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (used > sizeof(buffer) - 4) {
+            sha256_add(state, buffer, used);
+            used = 0;
+        }
+        if (c < 0x80) {
+            buffer[used++] = (unsigned char)c;
+        }
+        else if (c < 0x800) {
+            buffer[used++] = (unsigned char)(0xC0 | (c >> 6));
+            buffer[used++] = (unsigned char)(0x80 | (c & 0x3F));
+        }
+        else if (c < 0x10000) {
+            if (c >= 0xD800 && c <= 0xDFFF) {
+                /* Raise the error that str.encode() raises. */
+                return PyUnicode_AsUTF8AndSize(string, NULL) == NULL ? -1 : 0;
+            }
+            buffer[used++] = (unsigned char)(0xE0 | (c >> 12));
+            buffer[used++] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+            buffer[used++] = (unsigned char)(0x80 | (c & 0x3F));
+        }
+        else {
+            buffer[used++] = (unsigned char)(0xF0 | (c >> 18));
+            buffer[used++] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+            buffer[used++] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+            buffer[used++] = (unsigned char)(0x80 | (c & 0x3F));
+        }
+    }
+    sha256_add(state, buffer, used);
+    return 0;
+}
+
+/* parser.message_key(material, index): the hex SHA-256 of the UTF-8 bytes
+ * of the material, U+001F and the index in decimal. */
+static PyObject *
+message_key(PyObject *material, Py_ssize_t index)
+{
+    Sha256 state;
+    char hex[64];
+    unsigned char tail[24];
+    size_t tail_size = 0;
+    char digits[20];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + index % 10);
+        index /= 10;
+    } while (index > 0 && count < 20);
+    tail[tail_size++] = 0x1f;
+    while (count > 0) {
+        tail[tail_size++] = (unsigned char)digits[--count];
+    }
+    sha256_start(&state, fastest_compress);
+    if (sha256_add_string(&state, material) < 0) {
+        return NULL;
+    }
+    sha256_add(&state, tail, tail_size);
+    sha256_hex(&state, hex);
+    return hex_string(hex);
+}
+
+/* A ParsedMessage of a plain chat message. Its fields hold strings,
+ * numbers, a datetime, None, False and the empty tuple, none of which can
+ * lead back to it, so the message is left out of the cyclic garbage
+ * collector, as CPython leaves out tuples of such values. Tracking it cost
+ * a tenth of the loop's time in collections that could find nothing. */
+static PyObject *
+new_message(const Context *context, PyObject *values[MESSAGE_FIELD_COUNT])
+{
+    PyTypeObject *type = (PyTypeObject *)context->message_type;
+    PyObject *message = type->tp_alloc(type, 0);
+    if (message == NULL) {
+        return NULL;
+    }
+    if (PyObject_GC_IsTracked(message)) {
+        PyObject_GC_UnTrack(message);
+    }
+    for (int i = 0; i < MESSAGE_FIELD_COUNT; i++) {
+        PyObject *setter = context->setters[i];
+        if (Py_TYPE(setter)->tp_descr_set(setter, message, values[i]) < 0) {
+            Py_DECREF(message);
+            return NULL;
+        }
+    }
+    return message;
+}
+
+/* The last character of a body, and whether the body is empty. */
+typedef struct {
+    Py_UCS4 last;
+    int empty;
+    Py_ssize_t length;
+} Ends;
+
+static Ends
+ends_of(PyObject *body)
+{
+    Ends ends;
+    ends.length = PyUnicode_GET_LENGTH(body);
+    ends.empty = ends.length == 0;
+    ends.last = ends.empty ? 0 : PyUnicode_READ_CHAR(body, ends.length - 1);
+    return ends;
+}
+
+/* The guard of BulkReader._messages before special_body: True when the
+ * body may be a media placeholder, a marker or a location. */
+static int
+may_be_special(const Context *context, PyObject *body, const Ends *ends)
+{
+    if (has_char(body, '\n') || charset_has(&context->marker_last, ends->last, ends->empty)) {
+        return 1;
+    }
+    if (ends->length < context->short_notice_length
+        && charset_has(&context->short_notice_last, ends->last, ends->empty)) {
+        return 1;
+    }
+    if (has_char(body, ':')) {
+        return PyUnicode_Contains(body, http_marker);
+    }
+    return 0;
+}
+
+/* special_body(body) is not None, for a body of one line that passed
+ * may_be_special: what patterns.special_body tests after its own guard,
+ * which that one implies. */
+static int
+is_special_line(const Context *context, PyObject *body, const Ends *ends)
+{
+    if (ends->empty || ends->last == '>'
+        || charset_has(&context->placeholder_last, ends->last, 0)) {
+        return 1;
+    }
+    if (has_char(body, ':')) {
+        int found = PyUnicode_Contains(body, http_marker);
+        if (found != 0) {
+            return found;
+        }
+    }
+    if (ends->length >= context->short_notice_length) {
+        return 0;
+    }
+    PyObject *match = PyObject_CallOneArg(context->short_notice_match, body);
+    if (match == NULL) {
+        return -1;
+    }
+    int found = match != Py_None;
+    Py_DECREF(match);
+    return found;
+}
+
+/* The guard of BulkReader._messages before sender_system_event: True when
+ * the body may be a notice that a sender wrote. */
+static int
+may_be_notice(const Context *context, PyObject *body, const Ends *ends)
+{
+    Py_UCS4 first = ends->empty ? 0 : PyUnicode_READ_CHAR(body, 0);
+    if (charset_has(&context->notice_first, first, ends->empty)
+        || charset_has(&context->notice_last, ends->last, ends->empty)) {
+        return 1;
+    }
+    if (!has_char(body, 'g') && !has_char(body, 'G')) {
+        return 0;
+    }
+    int found = PyUnicode_Contains(body, d_space);
+    if (found != 0) {
+        return found;
+    }
+    return PyUnicode_Contains(body, upper_d_space);
+}
+
+/* The checks of patterns.sender_system_event before its pattern, for a body
+ * that passed may_be_notice: False when it cannot name an event. */
+static int
+may_name_event(const Context *context, PyObject *body, const Ends *ends)
+{
+    if (has_char(body, '\n') || ends->length > context->max_notice_length) {
+        return 0;
+    }
+    Py_ssize_t traps = PyUnicode_GET_LENGTH(context->notice_case_traps);
+    if (!PyUnicode_IS_ASCII(body)) {
+        for (Py_ssize_t i = 0; i < traps; i++) {
+            if (has_char(body, PyUnicode_READ_CHAR(context->notice_case_traps, i))) {
+                return 1;
+            }
+        }
+    }
+    PyObject *lowered = PyObject_CallMethod(body, "lower", NULL);
+    if (lowered == NULL) {
+        return -1;
+    }
+    int found = 0;
+    Py_ssize_t words = PyTuple_GET_SIZE(context->notice_words);
+    for (Py_ssize_t i = 0; i < words && found == 0; i++) {
+        found = PyUnicode_Contains(lowered, PyTuple_GET_ITEM(context->notice_words, i));
+    }
+    Py_DECREF(lowered);
+    return found;
+}
+
+/* Call ``check(body)`` and return 1 when it gives something other than None. */
+static int
+check_body(PyObject *check, PyObject *body)
+{
+    PyObject *result = PyObject_CallOneArg(check, body);
+    if (result == NULL) {
+        return -1;
+    }
+    int found = result != Py_None;
+    Py_DECREF(result);
+    return found;
+}
+
+static int
+read_window(PyObject *state, Window *window)
+{
+    memset(window, 0, sizeof(*window));
+    window->senders = PyObject_GetAttrString(state, "senders");
+    window->occurrences = PyObject_GetAttrString(state, "occurrences");
+    if (window->senders == NULL || window->occurrences == NULL) {
+        return -1;
+    }
+    window->numbers = PyObject_GetAttrString(window->occurrences, "numbers");
+    window->buckets = PyObject_GetAttrString(window->occurrences, "buckets");
+    if (window->numbers == NULL || window->buckets == NULL) {
+        return -1;
+    }
+    if (!PyDict_Check(window->senders) || !PyDict_Check(window->numbers)
+        || !PyDict_Check(window->buckets)) {
+        PyErr_SetString(PyExc_TypeError, "the senders, numbers and buckets of the pass must be dictionaries");
+        return -1;
+    }
+    return window_load(window);
+}
+
+static void
+window_clear(Window *window)
+{
+    Py_CLEAR(window->senders);
+    Py_CLEAR(window->occurrences);
+    Py_CLEAR(window->numbers);
+    Py_CLEAR(window->buckets);
+}
+
+/* The day and clock of the previous header, which the next header often
+ * repeats. */
+typedef struct {
+    PyObject *date_text, *day, *clock_text, *clock;
+} Memo;
+
+static void
+memo_clear(Memo *memo)
+{
+    Py_CLEAR(memo->date_text);
+    Py_CLEAR(memo->day);
+    Py_CLEAR(memo->clock_text);
+    Py_CLEAR(memo->clock);
+}
+
+/* True when two strings hold the same characters. Both come from one
+ * block, so equal strings have the same kind. */
+static inline int
+same_text(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    if (b == NULL || !PyUnicode_Check(a) || PyUnicode_GET_LENGTH(a) != PyUnicode_GET_LENGTH(b)
+        || PyUnicode_KIND(a) != PyUnicode_KIND(b)) {
+        return 0;
+    }
+    return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b),
+                  (size_t)(PyUnicode_GET_LENGTH(a) * PyUnicode_KIND(a))) == 0;
+}
+
+/* Look up a day and a clock in their caches, calling stamp() on a miss as
+ * BulkReader._messages does. Returns 1 with new references, 0 when the date
+ * or time is invalid, -1 on error. */
+static int
+stamp_parts(const Context *context, Memo *memo, PyObject *date_text, PyObject *clock_text,
+            PyObject **day, PyObject **clock)
+{
+    /* Consecutive headers mostly share their date, and sometimes their time. */
+    *day = same_text(date_text, memo->date_text) ? memo->day : NULL;
+    *clock = same_text(clock_text, memo->clock_text) ? memo->clock : NULL;
+    if (*day == NULL) {
+        *day = PyDict_GetItemWithError(context->days, date_text);
+        if (*day == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (*clock == NULL) {
+        *clock = PyDict_GetItemWithError(context->clocks, clock_text);
+        if (*clock == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (*day == NULL || *clock == NULL || *day == Py_None || *clock == Py_None) {
+        PyObject *found = PyObject_CallFunctionObjArgs(context->stamp, date_text, clock_text,
+                                                       NULL);
+        if (found == NULL) {
+            return -1;
+        }
+        int invalid = found == Py_None;
+        Py_DECREF(found);
+        if (invalid) {
+            return 0;
+        }
+        *day = PyDict_GetItemWithError(context->days, date_text);
+        *clock = PyDict_GetItemWithError(context->clocks, clock_text);
+        if (*day == NULL || *clock == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_RuntimeError, "stamp() did not fill its caches");
+            }
+            return -1;
+        }
+    }
+    if (!PyTuple_Check(*day) || PyTuple_GET_SIZE(*day) != 2 || !PyTuple_Check(*clock)
+        || PyTuple_GET_SIZE(*clock) != 3) {
+        PyErr_SetString(PyExc_TypeError, "the day and clock caches must hold tuples");
+        return -1;
+    }
+    Py_INCREF(*day);
+    Py_INCREF(*clock);
+    if (*day != memo->day) {
+        Py_XSETREF(memo->date_text, Py_NewRef(date_text));
+        Py_XSETREF(memo->day, Py_NewRef(*day));
+    }
+    if (*clock != memo->clock) {
+        Py_XSETREF(memo->clock_text, Py_NewRef(clock_text));
+        Py_XSETREF(memo->clock, Py_NewRef(*clock));
+    }
+    return 1;
+}
+
+/* The ISO timestamp of a header, as BulkReader builds it. */
+static PyObject *
+iso_of(PyObject *day, PyObject *clock)
+{
+    PyObject *parts[3] = {PyTuple_GET_ITEM(day, 1), letter_t, PyTuple_GET_ITEM(clock, 1)};
+    return concat(3, parts);
+}
+
+static PyObject *
+speedups_bulk_messages(PyObject *module, PyObject *args)
+{
+    PyObject *parts, *state, *context_tuple;
+    Py_ssize_t line;
+    Context context;
+    Window window;
+    Memo memo = {NULL, NULL, NULL, NULL};
+    PyObject *messages = NULL, *result = NULL;
+    Py_ssize_t continuation = 0, plain = 0, anomalies = 0;
+    int broke = 0;
+
+    if (!PyArg_ParseTuple(args, "O!nOO!:bulk_messages", &PyList_Type, &parts, &line, &state,
+                          &PyTuple_Type, &context_tuple)) {
+        return NULL;
+    }
+    if (context_read(context_tuple, &context) < 0) {
+        return NULL;
+    }
+    if (read_window(state, &window) < 0) {
+        goto done;
+    }
+    messages = PyList_New(0);
+    if (messages == NULL) {
+        goto done;
+    }
+
+    Py_ssize_t size = PyList_GET_SIZE(parts);
+    for (Py_ssize_t i = 1; i + 4 <= size - 4; i += 4) {
+        PyObject *date_text = PyList_GET_ITEM(parts, i);
+        PyObject *clock_text = PyList_GET_ITEM(parts, i + 1);
+        PyObject *name = PyList_GET_ITEM(parts, i + 2);
+        PyObject *piece = PyList_GET_ITEM(parts, i + 3);
+        PyObject *day = NULL, *clock = NULL, *stamp = NULL, *body = NULL;
+        PyObject *iso = NULL, *text = NULL, *message = NULL, *sender = NULL;
+        PyObject *material = NULL, *key = NULL, *number_object = NULL;
+        int ok = 0;
+
+        if (!PyUnicode_Check(piece)) {
+            PyErr_SetString(PyExc_TypeError, "the parts must be strings");
+            goto done;
+        }
+        int found = stamp_parts(&context, &memo, date_text, clock_text, &day, &clock);
+        if (found < 0) {
+            goto done;
+        }
+        if (found == 0) {
+            broke = 1;
+            break;
+        }
+
+        stamp = PyNumber_Add(PyTuple_GET_ITEM(day, 0), PyTuple_GET_ITEM(clock, 0));
+        if (stamp == NULL) {
+            goto item_done;
+        }
+        int anomaly = PyObject_IsTrue(PyTuple_GET_ITEM(clock, 2));
+        if (anomaly < 0) {
+            goto item_done;
+        }
+        anomalies += anomaly;
+
+        Py_ssize_t number = line;
+        if (has_char(piece, '\n')) {
+            Py_ssize_t lines = PyUnicode_Count(piece, newline_string, 0,
+                                               PyUnicode_GET_LENGTH(piece));
+            if (lines < 0) {
+                goto item_done;
+            }
+            continuation += lines;
+            line += lines + 1;
+            body = strip_lines(piece);
+        }
+        else {
+            line += 1;
+            body = strip_end(piece);
+        }
+        if (body == NULL) {
+            goto item_done;
+        }
+
+        if (name == Py_None) {
+            iso = iso_of(day, clock);
+            if (iso == NULL) {
+                goto item_done;
+            }
+            message = call_build(&context, &window, number, stamp, iso, piece, state);
+            ok = message != NULL && PyList_Append(messages, message) == 0;
+            goto item_done;
+        }
+
+        Ends ends = ends_of(body);
+        int special = may_be_special(&context, body, &ends);
+        if (special > 0) {
+            special = has_char(body, '\n') ? check_body(context.special_body, body)
+                                           : is_special_line(&context, body, &ends);
+        }
+        if (special == 0) {
+            special = may_be_notice(&context, body, &ends);
+            if (special > 0) {
+                special = may_name_event(&context, body, &ends);
+            }
+            if (special > 0) {
+                special = check_body(context.sender_system_event, body);
+            }
+        }
+        if (special < 0) {
+            goto item_done;
+        }
+        if (special) {
+            PyObject *text_parts[3] = {name, colon_space, piece};
+            text = concat(3, text_parts);
+            iso = iso_of(day, clock);
+            if (text == NULL || iso == NULL) {
+                goto item_done;
+            }
+            message = call_build(&context, &window, number, stamp, iso, text, state);
+            ok = message != NULL && PyList_Append(messages, message) == 0;
+            goto item_done;
+        }
+
+        sender = PyDict_GetItemWithError(window.senders, name);
+        if (sender != NULL) {
+            Py_INCREF(sender);
+        }
+        else if (PyErr_Occurred()) {
+            goto item_done;
+        }
+        else {
+            sender = PyObject_CallFunctionObjArgs(context.sender, name, state, NULL);
+            if (sender == NULL) {
+                goto item_done;
+            }
+        }
+        if (!PyTuple_Check(sender) || PyTuple_GET_SIZE(sender) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a sender must be a tuple of three");
+            goto item_done;
+        }
+
+        PyObject *material_parts[7] = {
+            PyTuple_GET_ITEM(day, 1), letter_t, PyTuple_GET_ITEM(clock, 1), unit_separator,
+            PyTuple_GET_ITEM(sender, 2), unit_separator, body,
+        };
+        material = concat(7, material_parts);
+        if (material == NULL) {
+            goto item_done;
+        }
+        Py_ssize_t index = occurrence_index(&context, &window, stamp, material);
+        if (index < 0) {
+            goto item_done;
+        }
+        key = message_key(material, index);
+        number_object = PyLong_FromSsize_t(number);
+        if (key == NULL || number_object == NULL) {
+            goto item_done;
+        }
+        PyObject *values[MESSAGE_FIELD_COUNT] = {
+            stamp, PyTuple_GET_ITEM(sender, 0), PyTuple_GET_ITEM(sender, 1), body,
+            chat_kind, Py_None, empty_tuple, Py_False, Py_False, Py_False, key,
+            number_object,
+        };
+        message = new_message(&context, values);
+        ok = message != NULL && PyList_Append(messages, message) == 0;
+        plain += ok;
+
+    item_done:
+        Py_XDECREF(day);
+        Py_XDECREF(clock);
+        Py_XDECREF(stamp);
+        Py_XDECREF(body);
+        Py_XDECREF(iso);
+        Py_XDECREF(text);
+        Py_XDECREF(message);
+        Py_XDECREF(sender);
+        Py_XDECREF(material);
+        Py_XDECREF(key);
+        Py_XDECREF(number_object);
+        if (!ok) {
+            goto done;
+        }
+    }
+
+    if (window_store(&window) < 0) {
+        goto done;
+    }
+    result = Py_BuildValue("(Onnnni)", messages, line, continuation, plain, anomalies, broke);
+
+done:
+    Py_XDECREF(messages);
+    memo_clear(&memo);
+    window_clear(&window);
+    context_clear(&context);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* Module                                                               */
+/* ------------------------------------------------------------------ */
+
+static PyMethodDef speedups_methods[] = {
+    {"sha256_hex", (PyCFunction)(void (*)(void))speedups_sha256_hex,
+     METH_VARARGS | METH_KEYWORDS,
+     "sha256_hex(data, *, portable=False) -> str\n\n"
+     "The SHA-256 digest of a bytes-like object, in hex. ``portable`` forces the\n"
+     "plain C code where the processor's SHA extensions would be used."},
+    {"count_dates", speedups_count_dates, METH_VARARGS,
+     "count_dates(text, shape) -> dict | None\n\n"
+     "Count the dates of the headers of ``shape`` after each LF in ``text``.\n"
+     "None when a line starts like a header that this reading does not match."},
+    {"split_block", speedups_split_block, METH_VARARGS,
+     "split_block(text, shape) -> list | None\n\n"
+     "What bulk_pattern(shape).split(\"\\n\" + text) gives, or None when the\n"
+     "text has no header or a line this reading does not match."},
+    {"bulk_messages", speedups_bulk_messages, METH_VARARGS,
+     "bulk_messages(parts, line, state, context) -> tuple\n\n"
+     "The loop of BulkReader._messages over parts[1:-4]. Returns the messages,\n"
+     "the next line number, the continuation lines, the plain messages, the\n"
+     "clock anomalies, and 1 when it stopped at an invalid date or time."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    "wallie.whatsapp._speedups",
+    "C versions of the hottest loops of the WhatsApp parser.",
+    -1,
+    speedups_methods,
+};
+
+static int
+intern_constant(PyObject **target, const char *value)
+{
+    *target = PyUnicode_InternFromString(value);
+    return *target == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (intern_constant(&chat_kind, "chat") < 0 || intern_constant(&newline_string, "\n") < 0
+        || intern_constant(&unit_separator, "\x1f") < 0 || intern_constant(&letter_t, "T") < 0
+        || intern_constant(&http_marker, ": http") < 0 || intern_constant(&d_space, "d ") < 0
+        || intern_constant(&upper_d_space, "D ") < 0
+        || intern_constant(&colon_space, ": ") < 0) {
+        return NULL;
+    }
+    empty_tuple = PyTuple_New(0);
+    if (empty_tuple == NULL) {
+        return NULL;
+    }
+#ifdef HAVE_SHA_EXTENSIONS
+    if (cpu_has_sha_extensions()) {
+        fastest_compress = sha256_compress_extensions;
+    }
+#endif
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "SHA_EXTENSIONS",
+                                fastest_compress != sha256_compress) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
