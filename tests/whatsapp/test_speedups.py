@@ -1,0 +1,655 @@
+"""The C accelerator of the parser gives what the Python code gives.
+
+``wallie/whatsapp/_speedups.c`` replaces three hot loops. Each function is
+checked against the Python code it stands for: ``sha256_hex`` against
+hashlib, ``split_block`` and ``count_dates`` against the regexes of
+:mod:`wallie.whatsapp.bulk` and :mod:`wallie.whatsapp.scan`, and
+``bulk_messages`` through whole parses with the accelerator and with
+``bulk.SPEEDUPS`` set to None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wallie.whatsapp import ParsedMessage, WhatsAppError, bulk, parse_export, source
+from wallie.whatsapp.bulk import bulk_pattern
+from wallie.whatsapp.header import HeaderShape, strip_block_marks
+from wallie.whatsapp.scan import _dates_pattern
+
+from .test_bulk import MIXED_EXPORT, ONE_SHAPE_EXPORT
+from .test_properties import Message, Shape, _messages, _shapes, render, render_header
+
+speedups = pytest.importorskip(
+    "wallie.whatsapp._speedups",
+    reason=(
+        "the C accelerator wallie.whatsapp._speedups is not built; "
+        "reinstall the package with a C compiler: pip install -e ."
+    ),
+    exc_type=ImportError,
+)
+
+#: The start of a header of any shape: an optional bracket, one to four
+#: decimal digits of any script and a date separator. The C functions may
+#: give up on a block only when one of its lines starts so.
+_HEADER_START = re.compile(r"\[?\d{1,4}[/.\-]")
+
+#: Characters that headers are made of, and the quotes and marks that end a
+#: sender name, for texts that come close to headers without being exports.
+_RISKY_ALPHABET = (
+    '0123456789/.-[]:, \n AaPpMm\u202f\u00a0\u2013\u060c"\u201c\u201d\u00ab\u00bb'
+    "\u0635\u0645\u0661bxyz\u00e9"
+)
+
+#: What follows a header on a line: sender names at the limits of the bulk
+#: pattern (100 and 101 characters, quotes, a colon without a space after it),
+#: a notice without a sender and bodies with trailing whitespace.
+_RISKY_SENDERS = [
+    "Ana: fine",
+    "Ana:no space",
+    "Ana:\u00a0no-break space",
+    'Ana "A": quoted',
+    "Ana \u201cA\u201d: quoted",
+    "\u00abAna\u00bb: quoted",
+    "x" * 100 + ": longest name",
+    "y" * 101 + ": name too long",
+    "Messages and calls are end-to-end encrypted.",
+    ": no name",
+    "Ana: 2 units at 18:00",
+    "Ana: ",
+    "Ana: trailing whitespace \u00a0\u2003\x1f",
+]
+
+#: Lines that continue a message and start with neither a bracket nor a
+#: digit, so the C functions must not give up on them.
+_PLAIN_CONTINUATIONS = [
+    "line two: with a colon 18:00",
+    "",
+    "\u00a0indented",
+    "a. m. 10:00 - x",
+    "x" * 101 + ": not a sender",
+    "\u00b2/3 squared, a digit but not a decimal one",
+]
+
+#: Lines that continue a message and start like a header of some shape.
+_HEADER_LIKE_CONTINUATIONS = [
+    "2 units",
+    "12/05 is not a header",
+    "2021-01-01 x",
+    "1/1/20211:30 - x",
+    "[not a header",
+    "[1/1/21 not a header",
+    "\u0663 Arabic-Indic digit",
+]
+
+#: An Android export in the 12-hour clock, in m/d/yy order, with every kind
+#: of body that the bulk reading hands to the line-aware reading: notices
+#: under a sender, placeholders, deletions, edits, locations, bodies ending
+#: with ">", empty bodies, an invalid date, an invalid time and hours that
+#: the 12-hour clock does not have. Some notices spell a letter as dotless i
+#: or long s, which match "i" and "s" only in the case-insensitive pattern,
+#: and one is too long to be a notice. A long body in 2-, 3- and 4-byte UTF-8
+#: characters makes a long key material.
+NOTICES_EXPORT = "\n".join(
+    [
+        "1/13/21, 8:00 AM - Messages and calls are end-to-end encrypted.",
+        "1/13/21, 8:01 AM - Ana: Messages and calls are end-to-end encrypted. "
+        "No one outside of this chat can read them.",
+        "1/13/21, 8:02 AM - Group: Ana added you",
+        "1/13/21, 8:02 AM - Group: You were added",
+        "1/13/21, 8:03 AM - Group: Ben joined using this group's invite link",
+        '1/13/21, 8:04 AM - Ana: Ana created group "Sales"',
+        "1/13/21, 8:05 AM - Ana: Ana turned on disappearing messages. Tap to change.",
+        "1/13/21, 8:06 AM - Ana: <Media omitted>",
+        "1/13/21, 8:07 AM - Ana: image omitted",
+        "1/13/21, 8:08 AM - Ben: IMG-20210113-WA0001.jpg (file attached)",
+        "a caption under the image",
+        "1/13/21, 8:09 AM - Ben: <attached: 00000012-PHOTO-2021-01-13-08-09-00.jpg>",
+        "1/13/21, 8:10 AM - Ben: This message was deleted",
+        "1/13/21, 8:10 AM - Ben: You deleted this message.",
+        "1/13/21, 8:11 AM - Ana: price is 30 <This message was edited>",
+        "1/13/21, 8:12 AM - Ana: location: https://maps.google.com/?q=52.1,4.3",
+        "1/13/21, 8:12 AM - Ana: Live location shared",
+        "1/13/21, 8:13 AM - Ana: ends with >",
+        "1/13/21, 8:13 AM - Ana: a -> b >",
+        "1/13/21, 8:14 AM - Ana: ",
+        "1/13/21, 8:14 AM - Ana: ",
+        "1/13/21, 8:15 AM - Ben: need it by Friday",
+        "1/13/21, 0:16 AM - Ben: hour zero",
+        "1/13/21, 13:17 PM - Ben: hour thirteen",
+        "2/31/21, 8:18 AM - Ana: invalid date",
+        "after the invalid date",
+        "1/14/21, 8:19 AM - Ana: back to normal",
+        "1/14/21, 8:19 AM - Ana: back to normal",
+        "1/14/21, 8:20 AM - Ana: see: http://example.com/x",
+        "1/14/21, 8:21 AM - Ana: first line",
+        "<Media omitted>",
+        "1/14/21, 8:22 AM - Ana: 2 units",
+        "12/05 is not a header",
+        "1/14/21, 25:00 PM - Ana: invalid time",
+        "1/14/21, 8:23 AM - +1 415 555 0100: from a number",
+        "1/14/21, 8:24 AM - Ben: ANA ADDED YOU",
+        "1/14/21, 8:25 AM - Ben: Good day Dave",
+        "1/14/21, 8:26 AM - Group: Ana jo\u0131ned using this group's inv\u0131te link",
+        "1/14/21, 8:27 AM - Group: Your \u017fecurity code with Ana changed.",
+        '1/14/21, 8:28 AM - Group: Pedro created group "Sales"',
+        "1/14/21, 8:29 AM - Group: Pedro turned on disappearing messages. Tap here.",
+        "1/14/21, 8:30 AM - Ben: trailing whitespace \u00a0\u2003\x1f",
+        "1/14/21, 8:30 AM - Ben: trailing whitespace \u00a0\u2003\x1f",
+        "1/14/21, 8:31 AM - Ana: Messages and calls are end-to-end encrypted. "
+        + "x" * 400,
+        "1/14/21, 8:32 AM - Ben: " + "\u00e9\u20ac\U0001f600" * 120,
+        "1/14/21, 8:33 AM - Ben: last one",
+        "with a last line",
+    ]
+)
+
+#: Block sizes of :func:`source.read_blocks`, in bytes: one block, a few
+#: lines per block, and one line per block.
+BLOCK_SIZES = [1 << 20, 200, 64, 1]
+
+
+def _header_shape(shape: Shape) -> HeaderShape:
+    """Return the :class:`HeaderShape` of the headers that ``shape`` renders."""
+    return HeaderShape(
+        bracketed=shape.bracketed,
+        separator=shape.separator,
+        comma=bool(shape.comma),
+        seconds=shape.seconds,
+        twelve_hour=shape.meridiem is not None,
+        year_first=shape.order == "ymd",
+    )
+
+
+def _block_text(data: bytes) -> str:
+    """Decode a rendered export into the LF-terminated, unmarked text of a block."""
+    text = strip_block_marks(data.decode("utf-8").replace("\r\n", "\n"))
+    assert text is not None
+    return text
+
+
+def _starts_like_header(lines: list[str]) -> bool:
+    return any(_HEADER_START.match(line) for line in lines)
+
+
+def _check_split_block(text: str, shape: HeaderShape) -> list[str | None] | None:
+    """Assert that ``split_block`` agrees with the bulk pattern, and return it."""
+    parts = speedups.split_block(text, shape)
+    expected = bulk_pattern(shape).split("\n" + text)
+    if len(expected) == 1 or None in expected[1::4]:
+        assert parts is None
+    elif parts is None:
+        assert _starts_like_header(text.split("\n")), "gave up on plain lines"
+    else:
+        assert parts == expected
+    return parts
+
+
+def _check_count_dates(text: str, shape: HeaderShape) -> dict[str, int] | None:
+    """Assert that ``count_dates`` agrees with the dates pattern, and return it."""
+    counts = speedups.count_dates(text, shape)
+    expected = Counter(_dates_pattern(shape).findall(text))
+    if "" in expected:
+        assert counts is None
+    elif counts is None:
+        # Only lines after an LF count, so the first line cannot make it give up.
+        assert _starts_like_header(text.split("\n")[1:]), "gave up on plain lines"
+    else:
+        assert type(counts) is dict
+        assert counts == dict(expected)
+    return counts
+
+
+def _ascii_shapes() -> st.SearchStrategy[Shape]:
+    """Draw header shapes in ASCII digits."""
+    return _shapes().map(lambda shape: dataclasses.replace(shape, digit_zero=ord("0")))
+
+
+@st.composite
+def _plain_line(draw: st.DrawFn, shape: Shape, messages: list[Message]) -> str:
+    """Draw a line that is a header of ``shape`` or starts with neither "[" nor a digit.
+
+    Headers have no-break spaces or an en dash in some draws, and a risky
+    sender part after them.
+    """
+    if draw(st.booleans()):
+        return draw(st.sampled_from(_PLAIN_CONTINUATIONS))
+
+    header = render_header(draw(st.sampled_from(messages)), shape)
+    variants = [
+        header,
+        header.replace(" ", "\u00a0"),
+        header.replace(" - ", " \u2013 "),
+    ]
+    return draw(st.sampled_from(variants)) + draw(st.sampled_from(_RISKY_SENDERS))
+
+
+@st.composite
+def _header_like_line(draw: st.DrawFn, shape: Shape, messages: list[Message]) -> str:
+    """Draw a line that starts like a header, of ``shape`` or not."""
+    if draw(st.booleans()):
+        return draw(st.sampled_from(_HEADER_LIKE_CONTINUATIONS))
+
+    message = draw(st.sampled_from(messages))
+    variants = [
+        # The date and the time without a space between them, so the digits
+        # of the year run into the hour unless a comma separates them.
+        render_header(message, shape).replace(" ", "", 1),
+        render_header(message, dataclasses.replace(shape, digit_zero=0x0660)),
+        render_header(message, draw(_shapes())),
+    ]
+    return draw(st.sampled_from(variants)) + draw(st.sampled_from(_RISKY_SENDERS))
+
+
+@st.composite
+def _risky_export(draw: st.DrawFn) -> tuple[str, HeaderShape, bool]:
+    """Draw a rendered export with risky lines inserted.
+
+    Returns:
+      The text of the export, its header shape, and True when every line is
+      a header of that shape in ASCII digits or starts with neither "[" nor a
+      decimal digit.
+    """
+    shape = draw(_ascii_shapes().map(lambda s: dataclasses.replace(s, noise=False)))
+    messages = draw(_messages(shape.seconds))
+    lines = _block_text(render(messages, shape)).split("\n")
+    plain = draw(st.lists(_plain_line(shape, messages), min_size=1, max_size=6))
+    header_like = draw(st.lists(_header_like_line(shape, messages), max_size=2))
+    for extra in plain + header_like:
+        lines.insert(draw(st.integers(0, len(lines) - 1)), extra)
+    return "\n".join(lines), _header_shape(shape), not header_like
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_clean_export_is_read_in_c(data: st.DataObject) -> None:
+    # Given: an export whose lines are headers in ASCII digits or lines that
+    # start with a letter, in any shape.
+    shape = data.draw(_ascii_shapes())
+    messages = data.draw(_messages(shape.seconds))
+    text = _block_text(render(messages, shape))
+    header_shape = _header_shape(shape)
+
+    # When / Then: both functions agree with the regexes and do not give up.
+    parts = _check_split_block(text, header_shape)
+    counts = _check_count_dates(text, header_shape)
+    assert parts is not None
+    assert counts is not None
+    assert len(parts) == 1 + 4 * len(messages)
+    assert sum(counts.values()) == len(messages) - 1
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(export=_risky_export())
+def test_risky_export_splits_like_regex(export: tuple[str, HeaderShape, bool]) -> None:
+    # Given: an export with lines close to headers of its shape.
+    text, shape, plain = export
+
+    # When: the C functions read it.
+    parts = _check_split_block(text, shape)
+    counts = _check_count_dates(text, shape)
+
+    # Then: they agree with the regexes, and read plain lines to the end.
+    if plain:
+        assert parts is not None
+        assert counts is not None
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_risky_text_splits_like_regex(data: st.DataObject) -> None:
+    # Given: lines of header characters, mixed with clean headers of a shape.
+    shape = data.draw(_ascii_shapes())
+    messages = data.draw(_messages(shape.seconds))
+    clean = st.sampled_from(messages).map(lambda m: render_header(m, shape) + "Ana: x")
+    line = st.one_of(st.text(alphabet=_RISKY_ALPHABET, max_size=40), clean)
+    text = "\n".join(data.draw(st.lists(line, max_size=8)))
+    header_shape = _header_shape(shape)
+
+    # When / Then: the C result is the regex result, or None where allowed.
+    _check_split_block(text, header_shape)
+    _check_count_dates(text, header_shape)
+
+
+def test_split_block_without_header_gives_none() -> None:
+    shape = HeaderShape(False, "/", True, False, False, False)
+
+    assert speedups.split_block("", shape) is None
+    assert speedups.split_block("plain text\nand more\n", shape) is None
+    assert speedups.count_dates("plain text\nand more\n", shape) == {}
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_sha256_hex_matches_hashlib(portable: bool) -> None:
+    # Given: every length up to four blocks and a half, then a few large ones.
+    lengths = [*range(301), 4095, 4096, 65_537, 1_000_003]
+    for length in lengths:
+        data = bytes((index * 131 + length) % 256 for index in range(length))
+
+        # When / Then: the digest is hashlib's.
+        expected = hashlib.sha256(data).hexdigest()
+        assert speedups.sha256_hex(data, portable=portable) == expected, length
+
+
+def test_sha256_hex_takes_bytes_like_objects() -> None:
+    data = "Zé 😀\x1f0".encode()
+    expected = hashlib.sha256(data).hexdigest()
+
+    assert speedups.sha256_hex(bytearray(data)) == expected
+    assert speedups.sha256_hex(memoryview(data)) == expected
+    assert speedups.SHA_EXTENSIONS in (0, 1)
+
+
+@pytest.mark.parametrize("value", ["text", 12, None, [1, 2]])
+def test_sha256_hex_rejects_non_bytes(value: object) -> None:
+    with pytest.raises(TypeError):
+        speedups.sha256_hex(value)
+
+
+def test_sha256_hex_portable_is_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        speedups.sha256_hex(b"x", True)
+
+
+Outcome = tuple[list[ParsedMessage], list[type], dict[str, object], list[str]] | str
+
+
+def _parse(export: Path | bytes, *, use_c: bool, order: str = "dmy") -> Outcome:
+    """Parse an export with or without the C functions.
+
+    Returns:
+      The messages, their types, the report as a dictionary and the
+      participants, or the name and text of the error the parse raised.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        if use_c:
+            assert bulk.SPEEDUPS is speedups
+        else:
+            patch.setattr(bulk, "SPEEDUPS", None)
+        stream = io.BytesIO(export) if isinstance(export, bytes) else export
+        try:
+            chat = parse_export(stream, fallback_date_order=order, default_region="GB")
+            with chat:
+                messages = list(chat.messages())
+                report = dataclasses.asdict(chat.report)
+                return messages, [type(m) for m in messages], report, chat.participants
+        except WhatsAppError as error:
+            return f"{type(error).__name__}: {error}"
+
+
+def _assert_same_parse(export: Path | bytes, order: str = "dmy") -> None:
+    fast = _parse(export, use_c=True, order=order)
+    python = _parse(export, use_c=False, order=order)
+
+    if isinstance(python, str) or isinstance(fast, str):
+        assert fast == python
+        return
+
+    assert fast[0] == python[0]
+    assert fast[1] == python[1]
+    assert fast[2] == python[2]
+    assert fast[3] == python[3]
+
+
+def _write(tmp_path: Path, export: str, ending: str = "\n") -> Path:
+    path = tmp_path / "chat.txt"
+    path.write_text(export.replace("\n", ending) + ending, "utf-8", newline="")
+    return path
+
+
+@pytest.mark.parametrize(
+    "export",
+    [MIXED_EXPORT, ONE_SHAPE_EXPORT, NOTICES_EXPORT],
+    ids=["mixed", "one-shape", "notices"],
+)
+@pytest.mark.parametrize("block_size", BLOCK_SIZES)
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_fixed_export_parses_alike(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    export: str,
+    block_size: int,
+    ending: str,
+) -> None:
+    # Given: an export with every case that leaves the plain path, read in
+    # blocks of several sizes.
+    path = _write(tmp_path, export, ending)
+    monkeypatch.setattr(source.read_blocks, "__defaults__", (block_size,))
+
+    # When / Then: the C and the Python paths give the same parse.
+    _assert_same_parse(path)
+
+
+def test_notices_export_reaches_every_case(tmp_path: Path) -> None:
+    # Given: the export of notices, read with the C functions.
+    messages, _, report, _ = _parse(_write(tmp_path, NOTICES_EXPORT), use_c=True)
+
+    # Then: it has the cases it was written for. The hour 25 is invalid, so
+    # its header does not parse and is no clock anomaly.
+    assert report["clock_anomalies"] == 2
+    assert report["unparsed_lines"] == 3
+    assert report["media"] == 4
+    assert report["system_messages"] == 12
+    assert any(message.is_deleted for message in messages)
+    assert any(message.is_edited for message in messages)
+    assert any(message.is_location for message in messages)
+    assert all(
+        message.sender is None for message in messages if message.kind == "system"
+    )
+
+
+def _same_message(minute: int) -> str:
+    """Write the same message at ``minute`` minutes past 1 January 2021."""
+    day, minute = divmod(minute, 1440)
+    return f"{1 + day:02d}/01/2021, {minute // 60:02d}:{minute % 60:02d} - Ana: same"
+
+
+def _repeated_export(window: int) -> str:
+    """Write identical messages that come back after ``window`` other timestamps."""
+    window_end = window + 50
+    minutes = [*range(window_end), *range(10), *range(window_end - 10, window_end)]
+    return "\n".join(_same_message(minute) for minute in minutes)
+
+
+def _returning_export(window: int) -> tuple[str, list[int]]:
+    """Write a message that comes back after ``window`` - 1, ``window`` and
+    ``window`` + 1 other timestamps.
+
+    Returns:
+      The export, and the indexes of the messages that come back.
+    """
+    minutes: list[int] = []
+    returns = []
+    start = 0
+    for gap in (window - 1, window, window + 1):
+        minutes += [start, *range(start + 1, start + 1 + gap)]
+        returns.append(len(minutes))
+        minutes.append(start)
+        start += gap + 1
+    return "\n".join(_same_message(minute) for minute in minutes), returns
+
+
+@pytest.mark.parametrize("block_size", [1 << 20, 4096])
+def test_repeated_messages_past_window_parse_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int
+) -> None:
+    # Given: identical messages spread over more timestamps than the window.
+    path = _write(tmp_path, _repeated_export(bulk.OCCURRENCE_WINDOW))
+    monkeypatch.setattr(source.read_blocks, "__defaults__", (block_size,))
+
+    # When / Then: both paths give the same keys and counts.
+    _assert_same_parse(path)
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, bulk.OCCURRENCE_WINDOW])
+def test_message_back_at_window_edge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    # Given: a message that comes back just inside, at and past the window.
+    monkeypatch.setattr(bulk, "OCCURRENCE_WINDOW", window)
+    export, returns = _returning_export(window)
+    path = _write(tmp_path, export)
+
+    # When: it is read with the C functions.
+    messages = _parse(path, use_c=True)[0]
+
+    # Then: only the message back within the window gets a key of its own,
+    # and the Python path gives the same keys.
+    inside, edge, outside = (messages[index] for index in returns)
+    assert inside.key != messages[returns[0] - window].key
+    assert edge.key == messages[returns[1] - window - 1].key
+    assert outside.key == messages[returns[2] - window - 2].key
+    _assert_same_parse(path)
+
+
+@pytest.mark.parametrize("window", [1, 2, 5])
+def test_small_occurrence_window_parses_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    # Given: a window of a few timestamps, so entries leave and are purged
+    # within the C loop, and exports with identical messages.
+    monkeypatch.setattr(bulk, "OCCURRENCE_WINDOW", window)
+    repeated = _repeated_export(window) + "\n" + _repeated_export(window)
+
+    # When / Then: both paths give the same keys and counts.
+    for export in (repeated, NOTICES_EXPORT, MIXED_EXPORT):
+        _assert_same_parse(_write(tmp_path, export), order="mdy")
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data())
+def test_generated_export_parses_alike(data: st.DataObject) -> None:
+    # Given: an export in any shape, digits, marks and line endings, read in
+    # blocks of any size.
+    shape = data.draw(_shapes())
+    messages = data.draw(_messages(shape.seconds))
+    block_size = data.draw(st.sampled_from(BLOCK_SIZES))
+
+    # When / Then: both paths give the same parse.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(source.read_blocks, "__defaults__", (block_size,))
+        _assert_same_parse(render(messages, shape), order=shape.order)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(export=_risky_export(), block_size=st.sampled_from(BLOCK_SIZES))
+def test_risky_export_parses_alike(
+    export: tuple[str, HeaderShape, bool], block_size: int
+) -> None:
+    # Given: a generated export with lines close to headers.
+    text, _, _ = export
+
+    # When / Then: both paths give the same parse.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(source.read_blocks, "__defaults__", (block_size,))
+        _assert_same_parse(text.encode())
+
+
+#: Exports that the two paths read differently. Their second header has the
+#: seconds shape only when the regex gives the last digit of the year back to
+#: the hour, because a "." separates hour and minute and no space separates
+#: date and time. The pure-Python bulk regex does that backtracking and reads
+#: the line as a header. split_block and count_dates give up on it, as they
+#: may, and the line-aware reading and the first pass then read it with
+#: ``header.HEADER``, whose first match has no seconds: the line does not
+#: parse, or the file takes that other shape. On the first export the C path
+#: gives what the line-aware reading gives, and the Python bulk path differs
+#: from both.
+_BACKTRACKING_EXPORTS = [
+    pytest.param("1/3/21 4.35:15 - A: x\n2/3/214.35:15 - A: y\n", id="dropped-line"),
+    pytest.param(
+        "[1/3/21 4.35:15 PM] A: x\n"
+        "[1/3/5644.35:15 PM] A: y\n"
+        "[1/3/5644.35:15 PM] A: z\n",
+        id="other-shape",
+    ),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the pure-Python bulk regex backtracks into the year of these headers; "
+        "the C path and the line-aware reading do not"
+    ),
+)
+@pytest.mark.parametrize("export", _BACKTRACKING_EXPORTS)
+def test_backtracking_header_parses_alike(export: str) -> None:
+    _assert_same_parse(export.encode())
+
+
+def test_corpus_parses_alike(
+    whatsapp_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: every real export of the corpus, in large and small blocks.
+    paths = sorted(path for path in whatsapp_corpus.iterdir() if path.is_file())
+    assert paths
+    for block_size in (1 << 20, 256):
+        monkeypatch.setattr(source.read_blocks, "__defaults__", (block_size,))
+        for path in paths:
+            for order in ("dmy", "mdy"):
+                # When / Then: both paths give the same parse.
+                fast = _parse(path, use_c=True, order=order)
+                python = _parse(path, use_c=False, order=order)
+                assert fast == python, f"{path.name}, {order}, blocks of {block_size}"
+
+
+class _CountingSpeedups:
+    """The C module, with a count of the calls of each function."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.messages = 0
+        self.sha256_hex = speedups.sha256_hex
+
+    def split_block(self, text: str, shape: HeaderShape) -> list[str | None] | None:
+        self.calls["split_block"] += 1
+        return speedups.split_block(text, shape)
+
+    def count_dates(self, text: str, shape: HeaderShape) -> dict[str, int] | None:
+        self.calls["count_dates"] += 1
+        return speedups.count_dates(text, shape)
+
+    def bulk_messages(self, *args: object) -> tuple[object, ...]:
+        self.calls["bulk_messages"] += 1
+        result = speedups.bulk_messages(*args)
+        self.messages += len(result[0])
+        return result
+
+
+def test_plain_export_takes_c_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: a plain export in one block, and the C module behind a counter.
+    assert bulk.SPEEDUPS is speedups
+    counting = _CountingSpeedups()
+    monkeypatch.setattr(bulk, "SPEEDUPS", counting)
+    lines = [
+        f"13/01/2021, 08:{minute:02d} - Ana: message {minute}" for minute in range(40)
+    ]
+    path = _write(tmp_path, "\n".join(lines))
+
+    # When: it is parsed.
+    with parse_export(path) as chat:
+        messages = list(chat.messages())
+
+    # Then: every C function ran, and the C loop built all but the last
+    # message, which stays pending for the next block.
+    assert len(messages) == 40
+    assert counting.calls["count_dates"] >= 1
+    assert counting.calls["split_block"] == 1
+    assert counting.calls["bulk_messages"] == 1
+    assert counting.messages == 39
