@@ -51,8 +51,12 @@ DEFAULT_RUNS = 3
 #: Seconds a peer may run on one file before it is stopped.
 PEER_TIMEOUT = 1800
 
-#: Parsers run on every file, ours first.
-PARSERS = ("wallie", "whatstk", "chat-miner")
+#: Parsers run on every file, ours first: with its C extension, then on its
+#: pure-Python path.
+PARSERS = ("wallie", "wallie-python", "whatstk", "chat-miner")
+
+#: Our own entries in ``PARSERS``, left out of the peers.
+OURS = ("wallie", "wallie-python")
 
 _SENDERS = ("Ana Costa", "Ben Okafor", "+44 7700 900123", "Chloé Martin", "Dev Patel")
 _WORDS = (
@@ -91,6 +95,13 @@ def _load_wallie() -> Callable[[str], int]:
     return run
 
 
+def _load_wallie_python() -> Callable[[str], int]:
+    from wallie.whatsapp import bulk
+
+    bulk.SPEEDUPS = None
+    return _load_wallie()
+
+
 def _load_whatstk() -> Callable[[str], int]:
     from whatstk import WhatsAppChat
 
@@ -113,7 +124,12 @@ def _load_chatminer() -> Callable[[str], int]:
 
 
 #: Loaders that import a parser, outside the timed region, and return a runner.
-_LOADERS = {"wallie": _load_wallie, "whatstk": _load_whatstk, "chat-miner": _load_chatminer}
+_LOADERS = {
+    "wallie": _load_wallie,
+    "wallie-python": _load_wallie_python,
+    "whatstk": _load_whatstk,
+    "chat-miner": _load_chatminer,
+}
 
 
 def worker(name: str, path: str) -> None:
@@ -240,12 +256,12 @@ def speedups(results: dict[int, dict[str, dict[str, object]]]) -> list[str]:
     lines = []
     for size, by_parser in results.items():
         ours = by_parser["wallie"]
-        peers = [r for n, r in by_parser.items() if n != "wallie" and "error" not in r]
+        peers = [r for n, r in by_parser.items() if n not in OURS and "error" not in r]
         if "error" in ours or not peers:
             continue
         rate = lambda r: float(r["messages"]) / float(r["seconds"])  # noqa: E731
         best = max(rate(peer) for peer in peers)
-        failed = [n for n, r in by_parser.items() if "error" in r]
+        failed = [n for n, r in by_parser.items() if n not in OURS and "error" in r]
         note = f" ({', '.join(failed)} failed)" if failed else ""
         lines.append(
             f"- {size:,} messages: {rate(ours) / best:.1f} times the faster peer{note}"
@@ -318,7 +334,9 @@ def main() -> None:
             f"subprocess, {args.runs} times per file in turns, and the fastest run "
             "counts. Peak RSS is the highest `ru_maxrss` of those processes, "
             "interpreter and imports included. whatstk gets the header format, so "
-            "it skips its format detection.",
+            "it skips its format detection. `wallie` runs with its C extension, "
+            "`wallie-python` with the extension switched off, as on a machine "
+            "without a C compiler.",
             "",
             f"- Command: `{command}`",
             f"- Machine: {machine()}",
