@@ -60,6 +60,8 @@ _RISKY_SENDERS = [
     'Ana "A": quoted',
     "Ana \u201cA\u201d: quoted",
     "\u00abAna\u00bb: quoted",
+    "Ana \u201d: quoted",
+    "Ana \u00bb: quoted",
     "x" * 100 + ": longest name",
     "y" * 101 + ": name too long",
     "Messages and calls are end-to-end encrypted.",
@@ -233,6 +235,13 @@ def _plain_line(draw: st.DrawFn, shape: Shape, messages: list[Message]) -> str:
     return draw(st.sampled_from(variants)) + draw(st.sampled_from(_RISKY_SENDERS))
 
 
+def _perturbed(header: str, draw: st.DrawFn) -> str:
+    """Insert a digit, a dot or a space into ``header``, or delete a character."""
+    at = draw(st.integers(0, len(header) - 1))
+    inserted = draw(st.sampled_from(["", "0", "7", ".", " "]))
+    return header[:at] + inserted + header[at + (not inserted) :]
+
+
 @st.composite
 def _header_like_line(draw: st.DrawFn, shape: Shape, messages: list[Message]) -> str:
     """Draw a line that starts like a header, of ``shape`` or not."""
@@ -240,12 +249,18 @@ def _header_like_line(draw: st.DrawFn, shape: Shape, messages: list[Message]) ->
         return draw(st.sampled_from(_HEADER_LIKE_CONTINUATIONS))
 
     message = draw(st.sampled_from(messages))
+    # The same shape with the four-digit year moved to the other end.
+    flipped = dataclasses.replace(
+        shape, order="dmy" if shape.order == "ymd" else "ymd", four_digit_year=True
+    )
     variants = [
         # The date and the time without a space between them, so the digits
         # of the year run into the hour unless a comma separates them.
         render_header(message, shape).replace(" ", "", 1),
         render_header(message, dataclasses.replace(shape, digit_zero=0x0660)),
+        render_header(message, flipped),
         render_header(message, draw(_shapes())),
+        _perturbed(render_header(message, shape), draw),
     ]
     return draw(st.sampled_from(variants)) + draw(st.sampled_from(_RISKY_SENDERS))
 
