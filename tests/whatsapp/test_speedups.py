@@ -235,10 +235,14 @@ def _plain_line(draw: st.DrawFn, shape: Shape, messages: list[Message]) -> str:
     return draw(st.sampled_from(variants)) + draw(st.sampled_from(_RISKY_SENDERS))
 
 
+#: Characters inserted into headers to make near misses, and "" to delete one.
+_EDITS = ["", "", "0", "7", ".", ":", "/", "-", ",", " ", "\u00a0", "[", "]", "A", "m"]
+
+
 def _perturbed(header: str, draw: st.DrawFn) -> str:
-    """Insert a digit, a dot or a space into ``header``, or delete a character."""
+    """Insert one of ``_EDITS`` into ``header``, or delete one of its characters."""
     at = draw(st.integers(0, len(header) - 1))
-    inserted = draw(st.sampled_from(["", "0", "7", ".", " "]))
+    inserted = draw(st.sampled_from(_EDITS))
     return header[:at] + inserted + header[at + (not inserted) :]
 
 
@@ -333,6 +337,26 @@ def test_risky_text_splits_like_regex(data: st.DataObject) -> None:
     # When / Then: the C result is the regex result, or None where allowed.
     _check_split_block(text, header_shape)
     _check_count_dates(text, header_shape)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_edited_header_splits_like_regex(data: st.DataObject) -> None:
+    # Given: headers of a shape with one to three characters inserted or
+    # deleted, each on a line of its own so that one give-up hides no other.
+    shape = data.draw(
+        _ascii_shapes().map(lambda s: dataclasses.replace(s, noise=False))
+    )
+    header_shape = _header_shape(shape)
+    for message in data.draw(_messages(shape.seconds)):
+        line = render_header(message, shape)
+        for _ in range(data.draw(st.integers(1, 3))):
+            line = _perturbed(line, data.draw)
+        line += data.draw(st.sampled_from(_RISKY_SENDERS))
+
+        # When / Then: the C result is the regex result, or None where allowed.
+        _check_split_block(line + "\n", header_shape)
+        _check_count_dates("\n" + line + "\n", header_shape)
 
 
 def test_split_block_without_header_gives_none() -> None:
