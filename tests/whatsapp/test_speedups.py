@@ -698,16 +698,11 @@ def test_risky_export_parses_alike(
         _assert_same_parse(text.encode())
 
 
-#: Exports that the two paths read differently. Their later headers have the
-#: seconds shape only when the regex gives the last digit of the year back to
-#: the hour, because a "." separates hour and minute and no space separates
-#: date and time. The pure-Python bulk regex does that backtracking and reads
-#: the line as a header. split_block and count_dates give up on it, as they
-#: may. The line-aware reading and the first pass then read it with
-#: ``header.HEADER``, whose first match has no seconds. So the line does not
-#: parse, or the file takes that other shape. On the first export the C path
-#: gives what the line-aware reading gives, and the Python bulk path differs
-#: from both.
+#: Exports whose later headers have the seconds shape only when the regex
+#: gives the last digit of the year back to the hour, because a "." separates
+#: hour and minute and no space separates date and time. split_block and
+#: count_dates give up on them, and the regexes, which backtrack, then read
+#: them as the Python path does.
 _BACKTRACKING_EXPORTS = [
     pytest.param("1/3/21 4.35:15 - A: x\n2/3/214.35:15 - A: y\n", id="dropped-line"),
     pytest.param(
@@ -719,13 +714,6 @@ _BACKTRACKING_EXPORTS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the pure-Python bulk regex backtracks into the year of these headers; "
-        "the C path and the line-aware reading do not"
-    ),
-)
 @pytest.mark.parametrize("export", _BACKTRACKING_EXPORTS)
 def test_backtracking_header_parses_alike(export: str) -> None:
     _assert_same_parse(export.encode())

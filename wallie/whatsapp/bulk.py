@@ -237,9 +237,12 @@ class BulkReader:
           text: Whole lines, each ending with LF, without format marks.
           state: The pass, updated with the message still pending at the end.
         """
+        parts = None
         if self._speedups is not None:
             parts = self._speedups.split_block(text, self._shape)
-        else:
+        if parts is None:
+            # Where the C split gives up, the regex may still read the block,
+            # so both paths read every block alike.
             parts = self._split("\n" + text)
             if len(parts) == 1 or None in parts[1::4]:
                 parts = None

@@ -199,11 +199,9 @@ def _scan_dates(scan: Scan, text: str) -> bool:
         return False
 
     speedups = bulk.SPEEDUPS
-    if speedups is not None:
-        found = speedups.count_dates(text, shape)
-        if found is None:
-            return False
-    else:
+    found = speedups.count_dates(text, shape) if speedups is not None else None
+    if found is None:
+        # Where the C count gives up, the regex may still count the block.
         found = Counter(_dates_pattern(shape).findall(text))
         if "" in found:
             return False
