@@ -742,6 +742,7 @@ class _CountingSpeedups:
         self.calls: Counter[str] = Counter()
         self.messages = 0
         self.sha256_hex = speedups.sha256_hex
+        self.Occurrences = speedups.Occurrences
 
     def split_block(self, text: str, shape: HeaderShape) -> list[str | None] | None:
         self.calls["split_block"] += 1

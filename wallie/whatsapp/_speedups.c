@@ -27,6 +27,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -235,11 +236,10 @@ sha256_add(Sha256 *state, const unsigned char *bytes, size_t size)
     state->filled = size;
 }
 
-/* Pad the message (section 5.1.1) and write the digest as 64 hex digits. */
+/* Pad the message (section 5.1.1) and write the 32-byte digest. */
 static void
-sha256_hex(Sha256 *state, char out[64])
+sha256_finish(Sha256 *state, unsigned char out[32])
 {
-    static const char digits[] = "0123456789abcdef";
     uint64_t bits = state->length * 8;
     unsigned char pad[72];
     size_t pad_size = (state->filled < 56 ? 56 : 120) - state->filled;
@@ -251,10 +251,21 @@ sha256_hex(Sha256 *state, char out[64])
     sha256_add(state, pad, pad_size + 8);
     for (int i = 0; i < 8; i++) {
         for (int j = 0; j < 4; j++) {
-            unsigned byte = (state->hash[i] >> (24 - 8 * j)) & 0xff;
-            out[8 * i + 2 * j] = digits[byte >> 4];
-            out[8 * i + 2 * j + 1] = digits[byte & 0xf];
+            out[4 * i + j] = (unsigned char)(state->hash[i] >> (24 - 8 * j));
         }
+    }
+}
+
+/* Finish the hash and write the digest as 64 hex digits. */
+static void
+sha256_hex(Sha256 *state, char out[64])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char digest[32];
+    sha256_finish(state, digest);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[digest[i] >> 4];
+        out[2 * i + 1] = digits[digest[i] & 0xf];
     }
 }
 
@@ -743,7 +754,7 @@ typedef struct {
     PyObject *notice_case_traps, *message_type;
     PyObject *set_objects[5];
     CharSet marker_last, short_notice_last, notice_first, notice_last, placeholder_last;
-    Py_ssize_t window, short_notice_length, max_notice_length;
+    Py_ssize_t short_notice_length, max_notice_length;
     PyObject *setters[MESSAGE_FIELD_COUNT];
 } Context;
 
@@ -801,10 +812,12 @@ charset_has(const CharSet *table, Py_UCS4 c, int empty)
     return 0;
 }
 
+typedef struct OccurrencesObject OccurrencesObject;
+
 /* The per-pass state of BulkReader, read from the _Pass object. */
 typedef struct {
-    PyObject *senders, *occurrences, *numbers, *buckets;
-    Py_ssize_t inserted, purge_at;
+    PyObject *senders;
+    OccurrencesObject *occurrences;
 } Window;
 
 static PyObject *chat_kind, *empty_tuple, *newline_string, *unit_separator, *letter_t;
@@ -824,14 +837,14 @@ context_read(PyObject *tuple, Context *context)
     memset(context, 0, sizeof(*context));
     PyObject **sets = context->set_objects;
     if (!PyArg_ParseTuple(tuple,
-                          "O!O!OOOOOOOOOOOO!UOnnn;context must be the tuple BulkReader builds",
+                          "O!O!OOOOOOOOOOOO!UOnn;context must be the tuple BulkReader builds",
                           &PyDict_Type, &context->days, &PyDict_Type, &context->clocks,
                           &context->stamp, &context->sender, &context->build,
                           &context->special_body, &context->sender_system_event,
                           &context->short_notice_match, &sets[0], &sets[1], &sets[2],
                           &sets[3], &sets[4], &PyTuple_Type, &context->notice_words,
                           &context->notice_case_traps, &context->message_type,
-                          &context->window, &context->short_notice_length,
+                          &context->short_notice_length,
                           &context->max_notice_length)) {
         return -1;
     }
@@ -861,52 +874,6 @@ context_read(PyObject *tuple, Context *context)
             context_clear(context);
             return -1;
         }
-    }
-    return 0;
-}
-
-static int
-get_ssize(PyObject *object, const char *name, Py_ssize_t *value)
-{
-    PyObject *number = PyObject_GetAttrString(object, name);
-    if (number == NULL) {
-        return -1;
-    }
-    *value = PyLong_AsSsize_t(number);
-    Py_DECREF(number);
-    return (*value == -1 && PyErr_Occurred()) ? -1 : 0;
-}
-
-static int
-set_ssize(PyObject *object, const char *name, Py_ssize_t value)
-{
-    PyObject *number = PyLong_FromSsize_t(value);
-    if (number == NULL) {
-        return -1;
-    }
-    int result = PyObject_SetAttrString(object, name, number);
-    Py_DECREF(number);
-    return result;
-}
-
-/* Write the window position back to the Occurrences object before Python
- * code that may use it runs, and read it again afterwards. */
-static int
-window_store(Window *window)
-{
-    if (set_ssize(window->occurrences, "inserted", window->inserted) < 0
-        || set_ssize(window->occurrences, "purge_at", window->purge_at) < 0) {
-        return -1;
-    }
-    return 0;
-}
-
-static int
-window_load(Window *window)
-{
-    if (get_ssize(window->occurrences, "inserted", &window->inserted) < 0
-        || get_ssize(window->occurrences, "purge_at", &window->purge_at) < 0) {
-        return -1;
     }
     return 0;
 }
@@ -1003,15 +970,11 @@ concat(Py_ssize_t count, PyObject **items)
     return joined;
 }
 
-/* Call ``build(number, stamp, iso, text, state)``, keeping the window in
- * step with the Python code it runs. */
+/* Call ``build(number, stamp, iso, text, state)``. */
 static PyObject *
-call_build(const Context *context, Window *window, Py_ssize_t number, PyObject *stamp,
-           PyObject *iso, PyObject *text, PyObject *state)
+call_build(const Context *context, Py_ssize_t number, PyObject *stamp, PyObject *iso,
+           PyObject *text, PyObject *state)
 {
-    if (window_store(window) < 0) {
-        return NULL;
-    }
     PyObject *line = PyLong_FromSsize_t(number);
     if (line == NULL) {
         return NULL;
@@ -1019,146 +982,7 @@ call_build(const Context *context, Window *window, Py_ssize_t number, PyObject *
     PyObject *message = PyObject_CallFunctionObjArgs(context->build, line, stamp, iso, text,
                                                      state, NULL);
     Py_DECREF(line);
-    if (message == NULL || window_load(window) < 0) {
-        Py_XDECREF(message);
-        return NULL;
-    }
     return message;
-}
-
-/* Occurrences.purge: delete the entries of the timestamps that left the
- * window. */
-static int
-occurrence_purge(const Context *context, Window *window)
-{
-    Py_ssize_t oldest = window->inserted - context->window;
-    PyObject *gone = PyList_New(0);
-    if (gone == NULL) {
-        return -1;
-    }
-    Py_ssize_t position = 0;
-    PyObject *stamp, *number;
-    while (PyDict_Next(window->numbers, &position, &stamp, &number)) {
-        Py_ssize_t value = PyLong_AsSsize_t(number);
-        if (value == -1 && PyErr_Occurred()) {
-            Py_DECREF(gone);
-            return -1;
-        }
-        if (value <= oldest && PyList_Append(gone, stamp) < 0) {
-            Py_DECREF(gone);
-            return -1;
-        }
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(gone); i++) {
-        stamp = PyList_GET_ITEM(gone, i);
-        if (PyDict_DelItem(window->numbers, stamp) < 0
-            || PyDict_DelItem(window->buckets, stamp) < 0) {
-            Py_DECREF(gone);
-            return -1;
-        }
-    }
-    Py_DECREF(gone);
-    window->purge_at = window->inserted + context->window;
-    return 0;
-}
-
-/* Occurrences.count: count a message of a timestamp in the window. */
-static Py_ssize_t
-occurrence_count(Window *window, PyObject *stamp, PyObject *material)
-{
-    PyObject *bucket = PyDict_GetItemWithError(window->buckets, stamp);
-    if (bucket == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_KeyError, "a timestamp of the window has no bucket");
-        }
-        return -1;
-    }
-    if (PyUnicode_Check(bucket)) {
-        int same = PyObject_RichCompareBool(bucket, material, Py_EQ);
-        if (same < 0) {
-            return -1;
-        }
-        PyObject *counts = PyDict_New();
-        if (counts == NULL) {
-            return -1;
-        }
-        int failed;
-        if (same) {
-            PyObject *two = PyLong_FromLong(2);
-            failed = two == NULL || PyDict_SetItem(counts, material, two) < 0;
-            Py_XDECREF(two);
-        }
-        else {
-            PyObject *one = PyLong_FromLong(1);
-            failed = one == NULL || PyDict_SetItem(counts, bucket, one) < 0
-                     || PyDict_SetItem(counts, material, one) < 0;
-            Py_XDECREF(one);
-        }
-        failed = failed || PyDict_SetItem(window->buckets, stamp, counts) < 0;
-        Py_DECREF(counts);
-        return failed ? -1 : same;
-    }
-    if (!PyDict_Check(bucket)) {
-        PyErr_SetString(PyExc_TypeError, "an occurrence bucket must be a str or a dict");
-        return -1;
-    }
-    PyObject *seen = PyDict_GetItemWithError(bucket, material);
-    if (seen == NULL && PyErr_Occurred()) {
-        return -1;
-    }
-    Py_ssize_t index = 0;
-    if (seen != NULL) {
-        index = PyLong_AsSsize_t(seen);
-        if (index == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    PyObject *next = PyLong_FromSsize_t(index + 1);
-    if (next == NULL) {
-        return -1;
-    }
-    /* The buckets dictionary keeps a reference to the bucket, so it stays
-     * alive while it is updated. */
-    int failed = PyDict_SetItem(bucket, material, next) < 0;
-    Py_DECREF(next);
-    return failed ? -1 : index;
-}
-
-/* Occurrences.index: how many identical messages of the same timestamp
- * came before this one within the window. */
-static Py_ssize_t
-occurrence_index(const Context *context, Window *window, PyObject *stamp, PyObject *material)
-{
-    PyObject *number = PyDict_GetItemWithError(window->numbers, stamp);
-    if (number == NULL && PyErr_Occurred()) {
-        return -1;
-    }
-    Py_ssize_t inserted = -1;
-    if (number != NULL) {
-        inserted = PyLong_AsSsize_t(number);
-        if (inserted == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-    }
-    if (number != NULL && inserted > window->inserted - context->window) {
-        return occurrence_count(window, stamp, material);
-    }
-
-    window->inserted++;
-    PyObject *value = PyLong_FromSsize_t(window->inserted);
-    if (value == NULL) {
-        return -1;
-    }
-    int failed = PyDict_SetItem(window->numbers, stamp, value) < 0
-                 || PyDict_SetItem(window->buckets, stamp, material) < 0;
-    Py_DECREF(value);
-    if (failed) {
-        return -1;
-    }
-    if (window->inserted >= window->purge_at && occurrence_purge(context, window) < 0) {
-        return -1;
-    }
-    return 0;
 }
 
 /* Add the UTF-8 bytes of a string to a hash. Returns -1 with Python's
@@ -1208,13 +1032,12 @@ sha256_add_string(Sha256 *state, PyObject *string)
     return 0;
 }
 
-/* parser.message_key(material, index): the hex SHA-256 of the UTF-8 bytes
- * of the material, U+001F and the index in decimal. */
+/* Finish a message key: add U+001F and the occurrence index in decimal to
+ * the hash of the key material, as parser.message_key does, and return the
+ * hex digest. */
 static PyObject *
-message_key(PyObject *material, Py_ssize_t index)
+finish_key(Sha256 *state, Py_ssize_t index)
 {
-    Sha256 state;
-    char hex[64];
     unsigned char tail[24];
     size_t tail_size = 0;
     char digits[20];
@@ -1227,14 +1050,260 @@ message_key(PyObject *material, Py_ssize_t index)
     while (count > 0) {
         tail[tail_size++] = (unsigned char)digits[--count];
     }
-    sha256_start(&state, fastest_compress);
-    if (sha256_add_string(&state, material) < 0) {
-        return NULL;
-    }
-    sha256_add(&state, tail, tail_size);
-    sha256_hex(&state, hex);
+    sha256_add(state, tail, tail_size);
+    char hex[64];
+    sha256_hex(state, hex);
     return hex_string(hex);
 }
+
+/* ------------------------------------------------------------------ */
+/* Occurrences                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Bytes of the SHA-256 of a key material kept to tell materials apart. Two
+ * different materials share them with a chance of about 2**-128. */
+#define DIGEST_SIZE 16
+
+/* A key material seen at a timestamp, and how many times. */
+typedef struct {
+    unsigned char digest[DIGEST_SIZE];
+    Py_ssize_t count;
+} Seen;
+
+/* The materials seen at one timestamp: usually one, the others in ``more``. */
+typedef struct {
+    int64_t stamp;
+    Py_ssize_t number; /* insertion number of the timestamp, 0 for a free slot */
+    Seen first;
+    Seen *more;
+    Py_ssize_t more_count, more_room;
+} Slot;
+
+/* bulk.Occurrences with the same counts, in an open-addressing table keyed by
+ * the timestamp. Entries that left the window are dropped when the table
+ * is rebuilt, which, as bulk.Occurrences.purge does, only frees memory. */
+struct OccurrencesObject {
+    PyObject_HEAD
+    Slot *slots;
+    Py_ssize_t capacity; /* a power of two */
+    Py_ssize_t used;
+    Py_ssize_t inserted;
+    Py_ssize_t window;
+};
+
+static PyTypeObject OccurrencesType;
+
+#define MIN_CAPACITY 16
+
+/* An integer that identifies a naive datetime: its fields in mixed radix. */
+static int
+stamp_key(PyObject *stamp, int64_t *key)
+{
+    if (!PyDateTime_Check(stamp)) {
+        PyErr_SetString(PyExc_TypeError, "an occurrence timestamp must be a datetime");
+        return -1;
+    }
+    if (((PyDateTime_DateTime *)stamp)->hastzinfo
+        && ((PyDateTime_DateTime *)stamp)->tzinfo != Py_None) {
+        PyErr_SetString(PyExc_ValueError, "an occurrence timestamp must be naive");
+        return -1;
+    }
+    int64_t value = PyDateTime_GET_YEAR(stamp);
+    value = value * 13 + PyDateTime_GET_MONTH(stamp);
+    value = value * 32 + PyDateTime_GET_DAY(stamp);
+    value = value * 24 + PyDateTime_DATE_GET_HOUR(stamp);
+    value = value * 60 + PyDateTime_DATE_GET_MINUTE(stamp);
+    value = value * 60 + PyDateTime_DATE_GET_SECOND(stamp);
+    *key = value * 1000000 + PyDateTime_DATE_GET_MICROSECOND(stamp);
+    return 0;
+}
+
+static Slot *
+slot_for(Slot *slots, Py_ssize_t capacity, int64_t stamp)
+{
+    size_t mask = (size_t)capacity - 1;
+    size_t at = (size_t)(((uint64_t)stamp * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
+    while (slots[at].number != 0 && slots[at].stamp != stamp) {
+        at = (at + 1) & mask;
+    }
+    return &slots[at];
+}
+
+/* Rebuild the table without the timestamps that left the window, in a
+ * table of at least four slots per timestamp kept. */
+static int
+occurrences_rebuild(OccurrencesObject *self)
+{
+    Py_ssize_t oldest = self->inserted - self->window;
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < self->capacity; i++) {
+        kept += self->slots[i].number > oldest;
+    }
+    Py_ssize_t capacity = MIN_CAPACITY;
+    while (capacity < 4 * kept) {
+        capacity *= 2;
+    }
+    Slot *slots = PyMem_Calloc((size_t)capacity, sizeof(Slot));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < self->capacity; i++) {
+        Slot *old = &self->slots[i];
+        if (old->number > oldest) {
+            *slot_for(slots, capacity, old->stamp) = *old;
+        }
+        else {
+            PyMem_Free(old->more);
+        }
+    }
+    PyMem_Free(self->slots);
+    self->slots = slots;
+    self->capacity = capacity;
+    self->used = kept;
+    return 0;
+}
+
+/* Occurrences.index: how many identical messages of the same timestamp came
+ * before this one within the window, counting this one. */
+static Py_ssize_t
+occurrences_count(OccurrencesObject *self, int64_t stamp,
+                  const unsigned char digest[DIGEST_SIZE])
+{
+    Slot *slot = slot_for(self->slots, self->capacity, stamp);
+    if (slot->number != 0 && slot->number > self->inserted - self->window) {
+        if (memcmp(slot->first.digest, digest, DIGEST_SIZE) == 0) {
+            return slot->first.count++;
+        }
+        for (Py_ssize_t i = 0; i < slot->more_count; i++) {
+            if (memcmp(slot->more[i].digest, digest, DIGEST_SIZE) == 0) {
+                return slot->more[i].count++;
+            }
+        }
+        if (slot->more_count == slot->more_room) {
+            Py_ssize_t room = slot->more_room ? 2 * slot->more_room : 4;
+            Seen *more = PyMem_Realloc(slot->more, (size_t)room * sizeof(Seen));
+            if (more == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            slot->more = more;
+            slot->more_room = room;
+        }
+        Seen *seen = &slot->more[slot->more_count++];
+        memcpy(seen->digest, digest, DIGEST_SIZE);
+        seen->count = 1;
+        return 0;
+    }
+
+    /* A timestamp not in the window starts a new entry. */
+    if (slot->number == 0) {
+        self->used++;
+    }
+    self->inserted++;
+    slot->stamp = stamp;
+    slot->number = self->inserted;
+    memcpy(slot->first.digest, digest, DIGEST_SIZE);
+    slot->first.count = 1;
+    slot->more_count = 0;
+    if (2 * self->used > self->capacity && occurrences_rebuild(self) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+occurrences_new(PyTypeObject *type, PyObject *args, PyObject *keywords)
+{
+    static char *names[] = {"window", NULL};
+    Py_ssize_t window;
+    if (!PyArg_ParseTupleAndKeywords(args, keywords, "n:Occurrences", names, &window)) {
+        return NULL;
+    }
+    if (window < 1) {
+        PyErr_Format(PyExc_ValueError, "the window must hold at least one timestamp, not %zd",
+                     window);
+        return NULL;
+    }
+    OccurrencesObject *self = (OccurrencesObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->slots = PyMem_Calloc(MIN_CAPACITY, sizeof(Slot));
+    if (self->slots == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->capacity = MIN_CAPACITY;
+    self->window = window;
+    return (PyObject *)self;
+}
+
+static void
+occurrences_dealloc(OccurrencesObject *self)
+{
+    if (self->slots != NULL) {
+        for (Py_ssize_t i = 0; i < self->capacity; i++) {
+            PyMem_Free(self->slots[i].more);
+        }
+        PyMem_Free(self->slots);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The first DIGEST_SIZE bytes of the SHA-256 of a string's UTF-8 bytes. */
+static int
+material_digest(PyObject *material, unsigned char digest[DIGEST_SIZE])
+{
+    if (!PyUnicode_Check(material)) {
+        PyErr_SetString(PyExc_TypeError, "the key material must be a str");
+        return -1;
+    }
+    Sha256 state;
+    unsigned char full[32];
+    sha256_start(&state, fastest_compress);
+    if (sha256_add_string(&state, material) < 0) {
+        return -1;
+    }
+    sha256_finish(&state, full);
+    memcpy(digest, full, DIGEST_SIZE);
+    return 0;
+}
+
+static PyObject *
+occurrences_index(OccurrencesObject *self, PyObject *args)
+{
+    PyObject *stamp, *material;
+    int64_t key;
+    unsigned char digest[DIGEST_SIZE];
+    if (!PyArg_ParseTuple(args, "OO:index", &stamp, &material) || stamp_key(stamp, &key) < 0
+        || material_digest(material, digest) < 0) {
+        return NULL;
+    }
+    Py_ssize_t index = occurrences_count(self, key, digest);
+    return index < 0 ? NULL : PyLong_FromSsize_t(index);
+}
+
+static PyMethodDef occurrences_methods[] = {
+    {"index", (PyCFunction)occurrences_index, METH_VARARGS,
+     "index(timestamp, material) -> int\n\n"
+     "Count a message and return how many messages with the same timestamp\n"
+     "and key material came before it, among the timestamps of the window."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject OccurrencesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wallie.whatsapp._speedups.Occurrences",
+    .tp_basicsize = sizeof(OccurrencesObject),
+    .tp_dealloc = (destructor)occurrences_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Occurrences(window)\n\n"
+              "The counts of bulk.Occurrences, kept in C. Materials are told apart\n"
+              "by the first 16 bytes of their SHA-256.",
+    .tp_methods = occurrences_methods,
+    .tp_new = occurrences_new,
+};
 
 /* A ParsedMessage of a plain chat message. Its fields hold strings,
  * numbers, a datetime, None, False and the empty tuple, none of which can
@@ -1392,21 +1461,25 @@ read_window(PyObject *state, Window *window)
 {
     memset(window, 0, sizeof(*window));
     window->senders = PyObject_GetAttrString(state, "senders");
-    window->occurrences = PyObject_GetAttrString(state, "occurrences");
-    if (window->senders == NULL || window->occurrences == NULL) {
+    if (window->senders == NULL) {
         return -1;
     }
-    window->numbers = PyObject_GetAttrString(window->occurrences, "numbers");
-    window->buckets = PyObject_GetAttrString(window->occurrences, "buckets");
-    if (window->numbers == NULL || window->buckets == NULL) {
+    if (!PyDict_Check(window->senders)) {
+        PyErr_SetString(PyExc_TypeError, "the senders of the pass must be a dictionary");
         return -1;
     }
-    if (!PyDict_Check(window->senders) || !PyDict_Check(window->numbers)
-        || !PyDict_Check(window->buckets)) {
-        PyErr_SetString(PyExc_TypeError, "the senders, numbers and buckets of the pass must be dictionaries");
+    PyObject *occurrences = PyObject_GetAttrString(state, "occurrences");
+    if (occurrences == NULL) {
         return -1;
     }
-    return window_load(window);
+    if (!PyObject_TypeCheck(occurrences, &OccurrencesType)) {
+        Py_DECREF(occurrences);
+        PyErr_SetString(PyExc_TypeError,
+                        "the occurrences of the pass must be a _speedups.Occurrences");
+        return -1;
+    }
+    window->occurrences = (OccurrencesObject *)occurrences;
+    return 0;
 }
 
 static void
@@ -1414,8 +1487,6 @@ window_clear(Window *window)
 {
     Py_CLEAR(window->senders);
     Py_CLEAR(window->occurrences);
-    Py_CLEAR(window->numbers);
-    Py_CLEAR(window->buckets);
 }
 
 /* The day and clock of the previous header, which the next header often
@@ -1552,7 +1623,7 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
         PyObject *piece = PyList_GET_ITEM(parts, i + 3);
         PyObject *day = NULL, *clock = NULL, *stamp = NULL, *body = NULL;
         PyObject *iso = NULL, *text = NULL, *message = NULL, *sender = NULL;
-        PyObject *material = NULL, *key = NULL, *number_object = NULL;
+        PyObject *key = NULL, *number_object = NULL;
         int ok = 0;
 
         if (!PyUnicode_Check(piece)) {
@@ -1602,7 +1673,7 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
             if (iso == NULL) {
                 goto item_done;
             }
-            message = call_build(&context, &window, number, stamp, iso, piece, state);
+            message = call_build(&context, number, stamp, iso, piece, state);
             ok = message != NULL && PyList_Append(messages, message) == 0;
             goto item_done;
         }
@@ -1632,7 +1703,7 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
             if (text == NULL || iso == NULL) {
                 goto item_done;
             }
-            message = call_build(&context, &window, number, stamp, iso, text, state);
+            message = call_build(&context, number, stamp, iso, text, state);
             ok = message != NULL && PyList_Append(messages, message) == 0;
             goto item_done;
         }
@@ -1655,19 +1726,35 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
             goto item_done;
         }
 
-        PyObject *material_parts[7] = {
+        /* The key material, f"{iso}\x1f{label}\x1f{body}", hashed in parts. */
+        PyObject *material[7] = {
             PyTuple_GET_ITEM(day, 1), letter_t, PyTuple_GET_ITEM(clock, 1), unit_separator,
             PyTuple_GET_ITEM(sender, 2), unit_separator, body,
         };
-        material = concat(7, material_parts);
-        if (material == NULL) {
+        Sha256 hash;
+        sha256_start(&hash, fastest_compress);
+        int bad = 0;
+        for (int part = 0; part < 7 && !bad; part++) {
+            bad = !PyUnicode_Check(material[part]) || sha256_add_string(&hash, material[part]) < 0;
+        }
+        if (bad) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "the parts of a key material must be strings");
+            }
             goto item_done;
         }
-        Py_ssize_t index = occurrence_index(&context, &window, stamp, material);
+        Sha256 material_hash = hash;
+        unsigned char full[32];
+        sha256_finish(&material_hash, full);
+        int64_t stamp_id;
+        if (stamp_key(stamp, &stamp_id) < 0) {
+            goto item_done;
+        }
+        Py_ssize_t index = occurrences_count(window.occurrences, stamp_id, full);
         if (index < 0) {
             goto item_done;
         }
-        key = message_key(material, index);
+        key = finish_key(&hash, index);
         number_object = PyLong_FromSsize_t(number);
         if (key == NULL || number_object == NULL) {
             goto item_done;
@@ -1690,7 +1777,6 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
         Py_XDECREF(text);
         Py_XDECREF(message);
         Py_XDECREF(sender);
-        Py_XDECREF(material);
         Py_XDECREF(key);
         Py_XDECREF(number_object);
         if (!ok) {
@@ -1698,9 +1784,6 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
         }
     }
 
-    if (window_store(&window) < 0) {
-        goto done;
-    }
     result = Py_BuildValue("(Onnnni)", messages, line, continuation, plain, anomalies, broke);
 
 done:
@@ -1766,6 +1849,10 @@ PyInit__speedups(void)
     if (empty_tuple == NULL) {
         return NULL;
     }
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL || PyType_Ready(&OccurrencesType) < 0) {
+        return NULL;
+    }
 #ifdef HAVE_SHA_EXTENSIONS
     if (cpu_has_sha_extensions()) {
         fastest_compress = sha256_compress_extensions;
@@ -1776,7 +1863,8 @@ PyInit__speedups(void)
         return NULL;
     }
     if (PyModule_AddIntConstant(module, "SHA_EXTENSIONS",
-                                fastest_compress != sha256_compress) < 0) {
+                                fastest_compress != sha256_compress) < 0
+        || PyModule_AddObjectRef(module, "Occurrences", (PyObject *)&OccurrencesType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

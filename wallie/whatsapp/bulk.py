@@ -154,6 +154,16 @@ class Occurrences:
         self.purge_at = self.inserted + OCCURRENCE_WINDOW
 
 
+def new_occurrences() -> Occurrences:
+    """Return an empty count of identical messages, kept in C when ``SPEEDUPS`` is set.
+
+    The C one gives the same indexes and is the one the C message loop needs.
+    """
+    if SPEEDUPS is not None:
+        return SPEEDUPS.Occurrences(OCCURRENCE_WINDOW)  # type: ignore[no-any-return]
+    return Occurrences()
+
+
 class _Layout:
     """A plain class with the slots of :class:`ParsedMessage`, in its order.
 
@@ -226,8 +236,8 @@ class BulkReader:
             self._days, self._clocks, self._stamp, self._sender, export._build,
             special_body, sender_system_event, SHORT_NOTICE.fullmatch, MARKER_LAST,
             SHORT_NOTICE_LAST, NOTICE_FIRST, NOTICE_LAST, PLACEHOLDER_LAST,
-            NOTICE_WORDS, NOTICE_CASE_TRAPS, ParsedMessage, OCCURRENCE_WINDOW,
-            SHORT_NOTICE_LENGTH, MAX_NOTICE_LENGTH,
+            NOTICE_WORDS, NOTICE_CASE_TRAPS, ParsedMessage, SHORT_NOTICE_LENGTH,
+            MAX_NOTICE_LENGTH,
         )
 
     def read(self, text: str, state: _Pass) -> Iterator[ParsedMessage]:

@@ -47,7 +47,7 @@ from wallie.whatsapp.archive import (
     find_chat_member,
     media_members,
 )
-from wallie.whatsapp.bulk import CACHE_SIZE, BulkReader, Occurrences
+from wallie.whatsapp.bulk import CACHE_SIZE, BulkReader, Occurrences, new_occurrences
 from wallie.whatsapp.errors import (
     DateOrderMismatchError,
     InvalidDateOrderError,
@@ -284,7 +284,7 @@ class _Pass:
 
     report: ParseReport
     participants: set[str] = field(default_factory=set)
-    occurrences: Occurrences = field(default_factory=lambda: Occurrences())
+    occurrences: Occurrences = field(default_factory=new_occurrences)
     number: int = 0
     pending: tuple[int, datetime.datetime, str] | None = None
     parts: list[str] = field(default_factory=list)
