@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from wallie.whatsapp import ParsedMessage, WhatsAppError, bulk, parse_export, source
 from wallie.whatsapp.bulk import bulk_pattern
-from wallie.whatsapp.header import HeaderShape, strip_block_marks
+from wallie.whatsapp.header import FORMAT_MARKS, HeaderShape, strip_block_marks
 from wallie.whatsapp.scan import _dates_pattern
 
 from .test_bulk import MIXED_EXPORT, ONE_SHAPE_EXPORT
@@ -466,6 +466,23 @@ def test_split_block_without_header_gives_none() -> None:
     assert speedups.split_block("", shape) is None
     assert speedups.split_block("plain text\nand more\n", shape) is None
     assert speedups.count_dates("plain text\nand more\n", shape) == {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(
+            list("ab \n\u00e9\u0100\u2000\U0001f600") + list(FORMAT_MARKS)
+        ),
+        max_size=60,
+    )
+)
+def test_has_any_matches_in(text: str) -> None:
+    # Given: text of one, two or four bytes a character, with or without marks.
+    expected = any(mark in text for mark in FORMAT_MARKS)
+
+    # When / Then: the C scan tells what the substring tests tell.
+    assert speedups.has_any(text, FORMAT_MARKS) is expected
 
 
 @pytest.mark.parametrize("portable", [False, True])

@@ -577,6 +577,37 @@ match_sender(const Text *text, Py_ssize_t at, Py_ssize_t *name_end)
     return 0;
 }
 
+/* True when two spans of one text hold the same characters. */
+static inline int
+same_span(const Text *text, Py_ssize_t a, Py_ssize_t b, Py_ssize_t length)
+{
+    return memcmp((const char *)text->data + a * text->kind,
+                  (const char *)text->data + b * text->kind, (size_t)(length * text->kind))
+           == 0;
+}
+
+/* Add ``count`` to the count of the date at ``start`` in ``counts``. */
+static int
+add_date_count(PyObject *counts, PyObject *string, Py_ssize_t start, Py_ssize_t end,
+               Py_ssize_t count)
+{
+    PyObject *date = PyUnicode_Substring(string, start, end);
+    if (date == NULL) {
+        return -1;
+    }
+    PyObject *seen = PyDict_GetItemWithError(counts, date);
+    if (seen == NULL && PyErr_Occurred()) {
+        Py_DECREF(date);
+        return -1;
+    }
+    Py_ssize_t before = seen == NULL ? 0 : PyLong_AsSsize_t(seen);
+    PyObject *total = PyLong_FromSsize_t(before + count);
+    int failed = total == NULL || PyDict_SetItem(counts, date, total) < 0;
+    Py_XDECREF(total);
+    Py_DECREF(date);
+    return failed ? -1 : 0;
+}
+
 static PyObject *
 speedups_count_dates(PyObject *module, PyObject *args)
 {
@@ -594,29 +625,29 @@ speedups_count_dates(PyObject *module, PyObject *args)
     if (counts == NULL) {
         return NULL;
     }
+    /* Consecutive headers mostly share their date: count a run of the same
+     * date here and add it to the dictionary when the date changes. */
+    Py_ssize_t run_start = -1, run_length = 0, run_count = 0;
     /* Only lines after an LF count, as the pattern starts with one. */
     Py_ssize_t at = line_end(string, &text, 0);
     while (at < text.length) {
         at++;
         if (match_header(&text, at, &shape, &header)) {
-            PyObject *date = PyUnicode_Substring(string, header.date_start, header.date_end);
-            if (date == NULL) {
-                goto error;
+            Py_ssize_t length = header.date_end - header.date_start;
+            if (run_count > 0 && length == run_length
+                && same_span(&text, run_start, header.date_start, length)) {
+                run_count++;
             }
-            PyObject *seen = PyDict_GetItemWithError(counts, date);
-            PyObject *count = NULL;
-            if (seen == NULL && PyErr_Occurred()) {
-                Py_DECREF(date);
-                goto error;
+            else {
+                if (run_count > 0
+                    && add_date_count(counts, string, run_start, run_start + run_length,
+                                      run_count) < 0) {
+                    goto error;
+                }
+                run_start = header.date_start;
+                run_length = length;
+                run_count = 1;
             }
-            count = PyLong_FromSsize_t(seen == NULL ? 1 : PyLong_AsSsize_t(seen) + 1);
-            if (count == NULL || PyDict_SetItem(counts, date, count) < 0) {
-                Py_XDECREF(count);
-                Py_DECREF(date);
-                goto error;
-            }
-            Py_DECREF(count);
-            Py_DECREF(date);
             at = line_end(string, &text, header.end);
         }
         else if (may_start_header(&text, at)) {
@@ -627,11 +658,65 @@ speedups_count_dates(PyObject *module, PyObject *args)
             at = line_end(string, &text, at);
         }
     }
+    if (run_count > 0
+        && add_date_count(counts, string, run_start, run_start + run_length, run_count) < 0) {
+        goto error;
+    }
     return counts;
 
 error:
     Py_DECREF(counts);
     return NULL;
+}
+
+static PyObject *
+speedups_has_any(PyObject *module, PyObject *args)
+{
+    PyObject *string, *characters;
+    Text text, wanted;
+    if (!PyArg_ParseTuple(args, "UU:has_any", &string, &characters)
+        || read_text(string, &text) < 0 || read_text(characters, &wanted) < 0) {
+        return NULL;
+    }
+    /* Characters below the lowest wanted one, which is all of most text,
+     * are skipped in a loop specialised for the width of the text. */
+    Py_UCS4 lowest = 0x10FFFF;
+    for (Py_ssize_t j = 0; j < wanted.length; j++) {
+        Py_UCS4 c = CHAR_AT(&wanted, j);
+        lowest = c < lowest ? c : lowest;
+    }
+    Py_ssize_t i = 0;
+    while (i < text.length) {
+        if (text.kind == PyUnicode_1BYTE_KIND) {
+            const Py_UCS1 *chars = text.data;
+            while (i < text.length && chars[i] < lowest) {
+                i++;
+            }
+        }
+        else if (text.kind == PyUnicode_2BYTE_KIND) {
+            const Py_UCS2 *chars = text.data;
+            while (i < text.length && chars[i] < lowest) {
+                i++;
+            }
+        }
+        else {
+            const Py_UCS4 *chars = text.data;
+            while (i < text.length && chars[i] < lowest) {
+                i++;
+            }
+        }
+        if (i == text.length) {
+            break;
+        }
+        Py_UCS4 c = CHAR_AT(&text, i);
+        for (Py_ssize_t j = 0; j < wanted.length; j++) {
+            if (c == CHAR_AT(&wanted, j)) {
+                Py_RETURN_TRUE;
+            }
+        }
+        i++;
+    }
+    Py_RETURN_FALSE;
 }
 
 /* Append a new reference to ``list`` and drop it; -1 on error. */
@@ -644,6 +729,33 @@ append_new(PyObject *list, PyObject *item)
     int result = PyList_Append(list, item);
     Py_DECREF(item);
     return result;
+}
+
+/* A span of a text and the string made of it, to give again for an equal
+ * span. */
+typedef struct {
+    Py_ssize_t start, length;
+    PyObject *string;
+} Span;
+
+/* The characters from ``start`` to ``end`` as a new reference: the string of
+ * ``last`` when it holds the same characters, else a new one that ``last``
+ * then keeps. */
+static PyObject *
+reuse_span(PyObject *string, const Text *text, Span *last, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t length = end - start;
+    if (last->string != NULL && length == last->length
+        && same_span(text, last->start, start, length)) {
+        return Py_NewRef(last->string);
+    }
+    PyObject *part = PyUnicode_Substring(string, start, end);
+    if (part != NULL) {
+        Py_XSETREF(last->string, Py_NewRef(part));
+        last->start = start;
+        last->length = length;
+    }
+    return part;
 }
 
 static PyObject *
@@ -665,6 +777,8 @@ speedups_split_block(PyObject *module, PyObject *args)
     }
     /* End of the last header and sender matched, or -1 before the first. */
     Py_ssize_t previous = -1;
+    /* The last date and time, given again to headers that repeat them. */
+    Span last_date = {-1, 0, NULL}, last_clock = {-1, 0, NULL};
     Py_ssize_t at = 0;
     while (at < text.length) {
         if (match_header(&text, at, &shape, &header)) {
@@ -685,10 +799,10 @@ speedups_split_block(PyObject *module, PyObject *args)
                 Py_XDECREF(newline);
             }
             if (append_new(parts, before) < 0
-                || append_new(parts, PyUnicode_Substring(string, header.date_start,
-                                                         header.date_end)) < 0
-                || append_new(parts, PyUnicode_Substring(string, header.clock_start,
-                                                         header.clock_end)) < 0) {
+                || append_new(parts, reuse_span(string, &text, &last_date, header.date_start,
+                                                header.date_end)) < 0
+                || append_new(parts, reuse_span(string, &text, &last_clock, header.clock_start,
+                                                header.clock_end)) < 0) {
                 goto error;
             }
             Py_ssize_t name_end;
@@ -708,7 +822,8 @@ speedups_split_block(PyObject *module, PyObject *args)
         }
         else if (may_start_header(&text, at)) {
             Py_DECREF(parts);
-            Py_RETURN_NONE;
+            parts = Py_NewRef(Py_None);
+            goto done;
         }
         else {
             at = line_end(string, &text, at) + 1;
@@ -716,16 +831,20 @@ speedups_split_block(PyObject *module, PyObject *args)
     }
     if (previous < 0) {
         Py_DECREF(parts);
-        Py_RETURN_NONE;
+        parts = Py_NewRef(Py_None);
+        goto done;
     }
     if (append_new(parts, PyUnicode_Substring(string, previous, text.length)) < 0) {
         goto error;
     }
-    return parts;
+    goto done;
 
 error:
-    Py_DECREF(parts);
-    return NULL;
+    Py_CLEAR(parts);
+done:
+    Py_XDECREF(last_date.string);
+    Py_XDECREF(last_clock.string);
+    return parts;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1804,6 +1923,10 @@ static PyMethodDef speedups_methods[] = {
      "sha256_hex(data, *, portable=False) -> str\n\n"
      "The SHA-256 digest of a bytes-like object, in hex. ``portable`` forces the\n"
      "plain C code where the processor's SHA extensions would be used."},
+    {"has_any", speedups_has_any, METH_VARARGS,
+     "has_any(text, characters) -> bool\n\n"
+     "True when ``text`` contains any of ``characters``, as\n"
+     "any(c in text for c in characters) tells, in one pass over the text."},
     {"count_dates", speedups_count_dates, METH_VARARGS,
      "count_dates(text, shape) -> dict | None\n\n"
      "Count the dates of the headers of ``shape`` after each LF in ``text``.\n"

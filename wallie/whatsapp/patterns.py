@@ -7,6 +7,7 @@ WhatsApp interface wording and are best effort.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -394,6 +395,9 @@ def special_body(text: str) -> Body | None:
     return None
 
 
+# Placeholders and deletion notices repeat word for word through a chat, and
+# a Body is immutable, so the last few readings are kept.
+@functools.lru_cache(maxsize=256)
 def read_body(text: str) -> Body:
     """Read deletion notices, edit markers, media placeholders and locations.
 
