@@ -11,6 +11,7 @@ hashlib, ``split_block`` and ``count_dates`` against the regexes of
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import io
 import re
@@ -23,7 +24,13 @@ from hypothesis import strategies as st
 
 from wallie.whatsapp import ParsedMessage, WhatsAppError, bulk, parse_export, source
 from wallie.whatsapp.bulk import bulk_pattern
-from wallie.whatsapp.header import FORMAT_MARKS, HeaderShape, strip_block_marks
+from wallie.whatsapp.header import (
+    CLOCK,
+    FORMAT_MARKS,
+    HeaderShape,
+    strip_block_marks,
+    time_from_match,
+)
 from wallie.whatsapp.scan import _dates_pattern
 
 from .test_bulk import MIXED_EXPORT, ONE_SHAPE_EXPORT
@@ -485,6 +492,31 @@ def test_has_any_matches_in(text: str) -> None:
     assert speedups.has_any(text, FORMAT_MARKS) is expected
 
 
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("0123459:. aApPmM\u202f\u0660")), max_size=12))
+def test_plain_clock_matches_regex_reading(text: str) -> None:
+    # Given: a time as a header of some shape may write it, or not a time.
+    clock = speedups.plain_clock(text)
+    match = CLOCK.fullmatch(text)
+
+    # When / Then: where the C reading answers, the text is a time that the
+    # regex reads the same way.
+    if clock is not None:
+        assert match is not None
+        time, anomaly = time_from_match(match)
+        assert time is not None
+        since_midnight = datetime.timedelta(
+            hours=time.hour, minutes=time.minute, seconds=time.second
+        )
+        assert clock == (since_midnight, time.isoformat(), anomaly)
+
+
+@pytest.mark.parametrize("text", ["9:05", "09:05", "23:59:59", "7.30", "7.30.15"])
+def test_plain_clock_reads_plain_times(text: str) -> None:
+    # Given / When / Then: plain 24-hour times in ASCII digits are read in C.
+    assert speedups.plain_clock(text) is not None
+
+
 @pytest.mark.parametrize("portable", [False, True])
 def test_sha256_hex_matches_hashlib(portable: bool) -> None:
     # Given: every length up to four blocks and a half, then a few large ones.
@@ -760,6 +792,8 @@ class _CountingSpeedups:
         self.messages = 0
         self.sha256_hex = speedups.sha256_hex
         self.Occurrences = speedups.Occurrences
+        self.has_any = speedups.has_any
+        self.plain_clock = speedups.plain_clock
 
     def split_block(self, text: str, shape: HeaderShape) -> list[str | None] | None:
         self.calls["split_block"] += 1

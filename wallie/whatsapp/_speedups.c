@@ -719,6 +719,67 @@ speedups_has_any(PyObject *module, PyObject *args)
     Py_RETURN_FALSE;
 }
 
+/* Read two ASCII digits at ``at``, or return -1. */
+static int
+two_digits(const Text *text, Py_ssize_t at)
+{
+    if (at + 2 > text->length) {
+        return -1;
+    }
+    Py_UCS4 tens = CHAR_AT(text, at), ones = CHAR_AT(text, at + 1);
+    if (tens < '0' || tens > '9' || ones < '0' || ones > '9') {
+        return -1;
+    }
+    return (int)(tens - '0') * 10 + (int)(ones - '0');
+}
+
+static PyObject *
+speedups_plain_clock(PyObject *module, PyObject *arg)
+{
+    Text text;
+    if (read_text(arg, &text) < 0) {
+        return NULL;
+    }
+    /* H:MM, HH:MM, H:MM:SS or HH:MM:SS, with ":" or "." between the parts. */
+    Py_ssize_t at = 0;
+    int hour;
+    if (text.length >= 1 && CHAR_AT(&text, 0) >= '0' && CHAR_AT(&text, 0) <= '9'
+        && (text.length < 2 || CHAR_AT(&text, 1) == ':' || CHAR_AT(&text, 1) == '.')) {
+        hour = (int)(CHAR_AT(&text, 0) - '0');
+        at = 1;
+    }
+    else if ((hour = two_digits(&text, 0)) >= 0) {
+        at = 2;
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    int parts[2] = {0, 0};
+    int count = 0;
+    while (at < text.length && count < 2) {
+        Py_UCS4 separator = CHAR_AT(&text, at);
+        if ((separator != ':' && separator != '.')
+            || (parts[count] = two_digits(&text, at + 1)) < 0) {
+            Py_RETURN_NONE;
+        }
+        at += 3;
+        count++;
+    }
+    if (count == 0 || at != text.length || hour > 23 || parts[0] > 59 || parts[1] > 59) {
+        /* Not this plain form, or an invalid time: the regex path decides. */
+        Py_RETURN_NONE;
+    }
+    PyObject *since_midnight = PyDelta_FromDSU(0, hour * 3600 + parts[0] * 60 + parts[1], 0);
+    PyObject *iso = PyUnicode_FromFormat("%02d:%02d:%02d", hour, parts[0], parts[1]);
+    PyObject *result = NULL;
+    if (since_midnight != NULL && iso != NULL) {
+        result = PyTuple_Pack(3, since_midnight, iso, Py_False);
+    }
+    Py_XDECREF(since_midnight);
+    Py_XDECREF(iso);
+    return result;
+}
+
 /* Append a new reference to ``list`` and drop it; -1 on error. */
 static int
 append_new(PyObject *list, PyObject *item)
@@ -1923,6 +1984,11 @@ static PyMethodDef speedups_methods[] = {
      "sha256_hex(data, *, portable=False) -> str\n\n"
      "The SHA-256 digest of a bytes-like object, in hex. ``portable`` forces the\n"
      "plain C code where the processor's SHA extensions would be used."},
+    {"plain_clock", speedups_plain_clock, METH_O,
+     "plain_clock(text) -> tuple | None\n\n"
+     "The time since midnight, the ISO time and False (no clock anomaly) of a\n"
+     "24-hour time in ASCII digits such as 09:05 or 9.05:30, as BulkReader reads\n"
+     "it. None for any other text and for an invalid time."},
     {"has_any", speedups_has_any, METH_VARARGS,
      "has_any(text, characters) -> bool\n\n"
      "True when ``text`` contains any of ``characters``, as\n"

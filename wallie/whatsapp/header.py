@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -202,6 +203,7 @@ def exact_header(
     return f"\\[{stamp}{_BRACKET_END}" if shape.bracketed else f"{stamp}{_DASH_END}"
 
 
+@functools.lru_cache(maxsize=16)
 def shape_pattern(shape: HeaderShape) -> re.Pattern[str]:
     """Compile a pattern that finds header candidates in a block of lines.
 

@@ -385,7 +385,6 @@ class ParsedExport:
         self._cleanup = cleanup
         self._report: ParseReport | None = None
         self._participants: list[str] | None = None
-        self._pattern = shape_pattern(shape)
         self._dates: dict[tuple[str, str, str], datetime.date | None] = {}
         self._senders: dict[str, tuple[str, str | None, str]] = {}
         self._times: dict[tuple[str, ...], tuple[datetime.time | None, bool]] = {}
@@ -525,7 +524,7 @@ class ParsedExport:
         start_line = state.number + 1
         fresh = False
         continuation = 0
-        for match in self._pattern.finditer(text):
+        for match in shape_pattern(self.shape).finditer(text):
             at = match.start()
             header = None
             if match[1] is None:
