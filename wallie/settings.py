@@ -439,6 +439,15 @@ VARIABLES: tuple[Variable, ...] = (
         "several workers store in parallel.",
         _parse_positive_int,
     ),
+    Variable(
+        "WALLIE_WHATSAPP_C_PARSER",
+        "whatsapp_c_parser",
+        "true",
+        "false",
+        "Parse WhatsApp exports with the C extension where the install built it. "
+        "false runs the Python code, which gives the same messages more slowly.",
+        _parse_bool,
+    ),
     # Voice notes.
     Variable(
         "WALLIE_TRANSCRIPTION_ENGINE",
@@ -512,6 +521,7 @@ class Settings:
     churn_inactive_days: int
     backup_retention_days: int
     batch_import_bytes: int
+    whatsapp_c_parser: bool
     transcription_engine: str
     transcription_max_seconds: int
     transcription_max_bytes: int

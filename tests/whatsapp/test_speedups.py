@@ -22,6 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from wallie.errors import ConfigurationError
+from wallie.settings import load_settings, reset_settings
 from wallie.whatsapp import ParsedMessage, WhatsAppError, bulk, parse_export, source
 from wallie.whatsapp.bulk import bulk_pattern
 from wallie.whatsapp.header import (
@@ -492,8 +494,12 @@ def test_has_any_matches_in(text: str) -> None:
     assert speedups.has_any(text, FORMAT_MARKS) is expected
 
 
+#: Characters of times in every header shape, and a few that no time has.
+_CLOCK_ALPHABET = "0123459:. aApPmM\u202f\u0660"
+
+
 @settings(max_examples=500, deadline=None)
-@given(text=st.text(alphabet=st.sampled_from(list("0123459:. aApPmM\u202f\u0660")), max_size=12))
+@given(text=st.text(alphabet=st.sampled_from(list(_CLOCK_ALPHABET)), max_size=12))
 def test_plain_clock_matches_regex_reading(text: str) -> None:
     # Given: a time as a header of some shape may write it, or not a time.
     clock = speedups.plain_clock(text)
@@ -833,3 +839,39 @@ def test_plain_export_takes_c_path(
     assert counting.calls["split_block"] == 1
     assert counting.calls["bulk_messages"] == 1
     assert counting.messages == 39
+
+
+def test_setting_turns_c_path_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: an operator who switched the C parser off.
+    path = _write(tmp_path, MIXED_EXPORT)
+    with_c = _parse(path, use_c=True)
+    counting = _CountingSpeedups()
+    monkeypatch.setattr(bulk, "SPEEDUPS", counting)
+    monkeypatch.setenv("WALLIE_WHATSAPP_C_PARSER", "false")
+    reset_settings()
+
+    try:
+        # When: an export is parsed.
+        with parse_export(path, fallback_date_order="dmy", default_region="GB") as chat:
+            messages = list(chat.messages())
+    finally:
+        monkeypatch.delenv("WALLIE_WHATSAPP_C_PARSER")
+        reset_settings()
+
+    # Then: no C function ran, and the messages are the same.
+    assert not counting.calls
+    assert isinstance(with_c, tuple)
+    assert messages == with_c[0]
+
+
+def test_invalid_c_parser_setting_names_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given: a value that is not a boolean.
+    monkeypatch.setenv("WALLIE_WHATSAPP_C_PARSER", "fast")
+
+    # When / Then: reading the settings fails and names the variable.
+    with pytest.raises(ConfigurationError, match="WALLIE_WHATSAPP_C_PARSER='fast'"):
+        load_settings()

@@ -23,8 +23,9 @@ import functools
 import re
 from collections.abc import Generator, Iterator
 from hashlib import sha256
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from wallie.settings import get_settings
 from wallie.whatsapp.header import (
     ANY_HEADER,
     CLOCK,
@@ -61,6 +62,13 @@ if TYPE_CHECKING:
 #: to run the Python ones, which give the same messages more slowly. None
 #: when the package was installed without a C compiler.
 SPEEDUPS = _speedups
+
+
+def active_speedups() -> Any:
+    """Return ``SPEEDUPS``, or None when ``WALLIE_WHATSAPP_C_PARSER`` turns it off."""
+    if SPEEDUPS is None or not get_settings().whatsapp_c_parser:
+        return None
+    return SPEEDUPS
 
 #: Distinct timestamps whose message counts are kept for occurrence indexes.
 #: Identical messages share a timestamp, so only nearby ones need counting.
@@ -156,12 +164,13 @@ class Occurrences:
 
 
 def new_occurrences() -> Occurrences:
-    """Return an empty count of identical messages, kept in C when ``SPEEDUPS`` is set.
+    """Return an empty count of identical messages, kept in C when the C code is on.
 
     The C one gives the same indexes and is the one the C message loop needs.
     """
-    if SPEEDUPS is not None:
-        return SPEEDUPS.Occurrences(OCCURRENCE_WINDOW)  # type: ignore[no-any-return]
+    speedups = active_speedups()
+    if speedups is not None:
+        return speedups.Occurrences(OCCURRENCE_WINDOW)  # type: ignore[no-any-return]
     return Occurrences()
 
 
@@ -224,7 +233,7 @@ class BulkReader:
     def __init__(self, export: ParsedExport) -> None:
         self._export = export
         self._shape = export.shape
-        self._speedups = SPEEDUPS
+        self._speedups = active_speedups()
         self._separator = export.shape.separator
         self._date_order = export.date_order
         # Date text to midnight and ISO date, or None when invalid.

@@ -12,7 +12,8 @@ Design:
 - The hottest loops of both passes also exist in C
   (``_speedups.c``), used when the package was built with a C compiler.
   They give the same results as the Python code or give up on a block,
-  which the Python code then reads; ``bulk.SPEEDUPS`` is the switch.
+  which the Python code then reads. ``bulk.SPEEDUPS`` and the setting
+  ``WALLIE_WHATSAPP_C_PARSER`` switch them off.
 - Every export uses one header shape. A line that matches a header of another
   shape, or a header whose date or time is invalid, is reported as unparsed,
   and so are the lines that follow it until the next good header. Appending

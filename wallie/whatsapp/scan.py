@@ -121,6 +121,7 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
     scan = Scan()
     ending = ""
     kept = 0
+    speedups = bulk.active_speedups()
     for raw in read_blocks(opener, encoding, source):
         if scan.blocks is not None:
             kept += sys.getsizeof(raw)
@@ -130,7 +131,6 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
                 scan.blocks = None
         if scan.first_text is None:
             _find_first_text(scan, raw)
-        speedups = bulk.SPEEDUPS
         if speedups is not None and not raw.isascii() and not speedups.has_any(
             raw, FORMAT_MARKS
         ):
@@ -206,7 +206,7 @@ def _scan_dates(scan: Scan, text: str) -> bool:
     if shape is None:
         return False
 
-    speedups = bulk.SPEEDUPS
+    speedups = bulk.active_speedups()
     found = speedups.count_dates(text, shape) if speedups is not None else None
     if found is None:
         # Where the C count gives up, the regex may still count the block.
