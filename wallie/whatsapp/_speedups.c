@@ -1001,7 +1001,7 @@ typedef struct {
 } Window;
 
 static PyObject *chat_kind, *empty_tuple, *newline_string, *unit_separator, *letter_t;
-static PyObject *http_marker, *d_space, *upper_d_space, *colon_space;
+static PyObject *colon_space;
 
 static void
 context_clear(Context *context)
@@ -1511,20 +1511,72 @@ new_message(const Context *context, PyObject *values[MESSAGE_FIELD_COUNT])
     return message;
 }
 
-/* The last character of a body, and whether the body is empty. */
+/* What the guards of BulkReader._messages look for in a body, gathered in
+ * one pass over it. */
 typedef struct {
-    Py_UCS4 last;
+    Py_UCS4 first, last; /* 0 for an empty body */
     int empty;
     Py_ssize_t length;
+    int newline;  /* "\n" in body */
+    int http;     /* ": http" in body */
+    int g;        /* "g" in body or "G" in body */
+    int d_space;  /* "d " in body or "D " in body */
 } Ends;
+
+#define SCAN_BODY(TYPE)                                                            \
+    do {                                                                           \
+        const TYPE *c = data;                                                      \
+        for (Py_ssize_t i = 0; i < n; i++) {                                       \
+            switch (c[i]) {                                                        \
+            case '\n':                                                             \
+                ends.newline = 1;                                                  \
+                break;                                                             \
+            case ':':                                                              \
+                if (i + 5 < n && c[i + 1] == ' ' && c[i + 2] == 'h' && c[i + 3] == 't' \
+                    && c[i + 4] == 't' && c[i + 5] == 'p') {                       \
+                    ends.http = 1;                                                 \
+                }                                                                  \
+                break;                                                             \
+            case 'g':                                                              \
+            case 'G':                                                              \
+                ends.g = 1;                                                        \
+                break;                                                             \
+            case 'd':                                                              \
+            case 'D':                                                              \
+                if (i + 1 < n && c[i + 1] == ' ') {                                \
+                    ends.d_space = 1;                                              \
+                }                                                                  \
+                break;                                                             \
+            default:                                                               \
+                break;                                                             \
+            }                                                                      \
+        }                                                                          \
+    } while (0)
 
 static Ends
 ends_of(PyObject *body)
 {
     Ends ends;
-    ends.length = PyUnicode_GET_LENGTH(body);
-    ends.empty = ends.length == 0;
-    ends.last = ends.empty ? 0 : PyUnicode_READ_CHAR(body, ends.length - 1);
+    memset(&ends, 0, sizeof(ends));
+    Py_ssize_t n = ends.length = PyUnicode_GET_LENGTH(body);
+    ends.empty = n == 0;
+    if (ends.empty) {
+        return ends;
+    }
+    ends.first = PyUnicode_READ_CHAR(body, 0);
+    ends.last = PyUnicode_READ_CHAR(body, n - 1);
+    const void *data = PyUnicode_DATA(body);
+    switch (PyUnicode_KIND(body)) {
+    case PyUnicode_1BYTE_KIND:
+        SCAN_BODY(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        SCAN_BODY(Py_UCS2);
+        break;
+    default:
+        SCAN_BODY(Py_UCS4);
+        break;
+    }
     return ends;
 }
 
@@ -1533,17 +1585,14 @@ ends_of(PyObject *body)
 static int
 may_be_special(const Context *context, PyObject *body, const Ends *ends)
 {
-    if (has_char(body, '\n') || charset_has(&context->marker_last, ends->last, ends->empty)) {
+    if (ends->newline || charset_has(&context->marker_last, ends->last, ends->empty)) {
         return 1;
     }
     if (ends->length < context->short_notice_length
         && charset_has(&context->short_notice_last, ends->last, ends->empty)) {
         return 1;
     }
-    if (has_char(body, ':')) {
-        return PyUnicode_Contains(body, http_marker);
-    }
-    return 0;
+    return ends->http;
 }
 
 /* special_body(body) is not None, for a body of one line that passed
@@ -1556,11 +1605,8 @@ is_special_line(const Context *context, PyObject *body, const Ends *ends)
         || charset_has(&context->placeholder_last, ends->last, 0)) {
         return 1;
     }
-    if (has_char(body, ':')) {
-        int found = PyUnicode_Contains(body, http_marker);
-        if (found != 0) {
-            return found;
-        }
+    if (ends->http) {
+        return 1;
     }
     if (ends->length >= context->short_notice_length) {
         return 0;
@@ -1579,19 +1625,11 @@ is_special_line(const Context *context, PyObject *body, const Ends *ends)
 static int
 may_be_notice(const Context *context, PyObject *body, const Ends *ends)
 {
-    Py_UCS4 first = ends->empty ? 0 : PyUnicode_READ_CHAR(body, 0);
-    if (charset_has(&context->notice_first, first, ends->empty)
+    if (charset_has(&context->notice_first, ends->first, ends->empty)
         || charset_has(&context->notice_last, ends->last, ends->empty)) {
         return 1;
     }
-    if (!has_char(body, 'g') && !has_char(body, 'G')) {
-        return 0;
-    }
-    int found = PyUnicode_Contains(body, d_space);
-    if (found != 0) {
-        return found;
-    }
-    return PyUnicode_Contains(body, upper_d_space);
+    return ends->g && ends->d_space;
 }
 
 /* The checks of patterns.sender_system_event before its pattern, for a body
@@ -1599,7 +1637,7 @@ may_be_notice(const Context *context, PyObject *body, const Ends *ends)
 static int
 may_name_event(const Context *context, PyObject *body, const Ends *ends)
 {
-    if (has_char(body, '\n') || ends->length > context->max_notice_length) {
+    if (ends->newline || ends->length > context->max_notice_length) {
         return 0;
     }
     Py_ssize_t traps = PyUnicode_GET_LENGTH(context->notice_case_traps);
@@ -1861,8 +1899,8 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
         Ends ends = ends_of(body);
         int special = may_be_special(&context, body, &ends);
         if (special > 0) {
-            special = has_char(body, '\n') ? check_body(context.special_body, body)
-                                           : is_special_line(&context, body, &ends);
+            special = ends.newline ? check_body(context.special_body, body)
+                                   : is_special_line(&context, body, &ends);
         }
         if (special == 0) {
             special = may_be_notice(&context, body, &ends);
@@ -2029,8 +2067,6 @@ PyInit__speedups(void)
 {
     if (intern_constant(&chat_kind, "chat") < 0 || intern_constant(&newline_string, "\n") < 0
         || intern_constant(&unit_separator, "\x1f") < 0 || intern_constant(&letter_t, "T") < 0
-        || intern_constant(&http_marker, ": http") < 0 || intern_constant(&d_space, "d ") < 0
-        || intern_constant(&upper_d_space, "D ") < 0
         || intern_constant(&colon_space, ": ") < 0) {
         return NULL;
     }
