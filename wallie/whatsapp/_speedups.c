@@ -792,6 +792,9 @@ append_new(PyObject *list, PyObject *item)
     return result;
 }
 
+/* Sender names remembered by split_block. */
+#define NAME_SPANS 8
+
 /* A span of a text and the string made of it, to give again for an equal
  * span. */
 typedef struct {
@@ -838,8 +841,14 @@ speedups_split_block(PyObject *module, PyObject *args)
     }
     /* End of the last header and sender matched, or -1 before the first. */
     Py_ssize_t previous = -1;
-    /* The last date and time, given again to headers that repeat them. */
+    /* The last date and time, given again to headers that repeat them, and
+     * the last few sender names, which take turns. A name given again is
+     * the same string object, whose hash is then known to the dictionaries
+     * of senders. */
     Span last_date = {-1, 0, NULL}, last_clock = {-1, 0, NULL};
+    Span names[NAME_SPANS];
+    memset(names, 0, sizeof(names));
+    int next_name = 0;
     Py_ssize_t at = 0;
     while (at < text.length) {
         if (match_header(&text, at, &shape, &header)) {
@@ -868,7 +877,18 @@ speedups_split_block(PyObject *module, PyObject *args)
             }
             Py_ssize_t name_end;
             if (match_sender(&text, header.end, &name_end)) {
-                if (append_new(parts, PyUnicode_Substring(string, header.end, name_end)) < 0) {
+                Span *name = &names[next_name];
+                for (int k = 0; k < NAME_SPANS; k++) {
+                    if (names[k].string != NULL && names[k].length == name_end - header.end
+                        && same_span(&text, names[k].start, header.end, names[k].length)) {
+                        name = &names[k];
+                        break;
+                    }
+                }
+                if (name == &names[next_name]) {
+                    next_name = (next_name + 1) % NAME_SPANS;
+                }
+                if (append_new(parts, reuse_span(string, &text, name, header.end, name_end)) < 0) {
                     goto error;
                 }
                 previous = name_end + 2;
@@ -905,6 +925,9 @@ error:
 done:
     Py_XDECREF(last_date.string);
     Py_XDECREF(last_clock.string);
+    for (int k = 0; k < NAME_SPANS; k++) {
+        Py_XDECREF(names[k].string);
+    }
     return parts;
 }
 
