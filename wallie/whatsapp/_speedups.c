@@ -28,6 +28,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -959,6 +960,7 @@ typedef struct {
     CharSet marker_last, short_notice_last, notice_first, notice_last, placeholder_last;
     Py_ssize_t short_notice_length, max_notice_length;
     PyObject *setters[MESSAGE_FIELD_COUNT];
+    Py_ssize_t offsets[MESSAGE_FIELD_COUNT];
 } Context;
 
 static int
@@ -1071,12 +1073,18 @@ context_read(PyObject *tuple, Context *context)
             return -1;
         }
         context->setters[i] = setter;
-        if (Py_TYPE(setter)->tp_descr_set == NULL) {
+        /* A slot of a class with __slots__ is a member descriptor of an
+         * object field at a fixed offset in the instance. */
+        PyMemberDef *member = Py_IS_TYPE(setter, &PyMemberDescr_Type)
+                                  ? ((PyMemberDescrObject *)setter)->d_member
+                                  : NULL;
+        if (member == NULL || member->type != T_OBJECT_EX || (member->flags & READONLY)) {
             PyErr_Format(PyExc_TypeError, "field %s of the message type is not a slot",
                          MESSAGE_FIELDS[i]);
             context_clear(context);
             return -1;
         }
+        context->offsets[i] = member->offset;
     }
     return 0;
 }
@@ -1524,12 +1532,10 @@ new_message(const Context *context, PyObject *values[MESSAGE_FIELD_COUNT])
     if (PyObject_GC_IsTracked(message)) {
         PyObject_GC_UnTrack(message);
     }
+    /* Fill the slots as their descriptors would, without the call: the
+     * fresh object's slots are all NULL. */
     for (int i = 0; i < MESSAGE_FIELD_COUNT; i++) {
-        PyObject *setter = context->setters[i];
-        if (Py_TYPE(setter)->tp_descr_set(setter, message, values[i]) < 0) {
-            Py_DECREF(message);
-            return NULL;
-        }
+        *(PyObject **)((char *)message + context->offsets[i]) = Py_NewRef(values[i]);
     }
     return message;
 }
