@@ -1843,6 +1843,11 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
     Context context;
     Window window;
     Memo memo = {NULL, NULL, NULL, NULL};
+    /* The timestamp of the previous message, its key in the occurrence
+     * table, and the cached day and clock it was made of, held so that no
+     * other object can take their addresses. */
+    PyObject *last_day = NULL, *last_clock = NULL, *last_stamp = NULL;
+    int64_t last_stamp_id = 0;
     PyObject *messages = NULL, *result = NULL;
     Py_ssize_t continuation = 0, plain = 0, anomalies = 0;
     int broke = 0;
@@ -1886,9 +1891,18 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
             break;
         }
 
-        stamp = PyNumber_Add(PyTuple_GET_ITEM(day, 0), PyTuple_GET_ITEM(clock, 0));
-        if (stamp == NULL) {
-            goto item_done;
+        if (day == last_day && clock == last_clock) {
+            /* The same minute as the header before: the same timestamp. */
+            stamp = Py_NewRef(last_stamp);
+        }
+        else {
+            stamp = PyNumber_Add(PyTuple_GET_ITEM(day, 0), PyTuple_GET_ITEM(clock, 0));
+            if (stamp == NULL || stamp_key(stamp, &last_stamp_id) < 0) {
+                goto item_done;
+            }
+            Py_XSETREF(last_day, Py_NewRef(day));
+            Py_XSETREF(last_clock, Py_NewRef(clock));
+            Py_XSETREF(last_stamp, Py_NewRef(stamp));
         }
         int anomaly = PyObject_IsTrue(PyTuple_GET_ITEM(clock, 2));
         if (anomaly < 0) {
@@ -1993,11 +2007,7 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
         Sha256 material_hash = hash;
         unsigned char full[32];
         sha256_finish(&material_hash, full);
-        int64_t stamp_id;
-        if (stamp_key(stamp, &stamp_id) < 0) {
-            goto item_done;
-        }
-        Py_ssize_t index = occurrences_count(window.occurrences, stamp_id, full);
+        Py_ssize_t index = occurrences_count(window.occurrences, last_stamp_id, full);
         if (index < 0) {
             goto item_done;
         }
@@ -2035,6 +2045,9 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
 
 done:
     Py_XDECREF(messages);
+    Py_XDECREF(last_stamp);
+    Py_XDECREF(last_day);
+    Py_XDECREF(last_clock);
     memo_clear(&memo);
     window_clear(&window);
     context_clear(&context);
