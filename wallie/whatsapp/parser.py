@@ -7,8 +7,7 @@ Design:
   header shape, the date order and whether messages end with CRLF. The second
   pass splits each block at the headers of that shape with one regex
   (:mod:`.bulk`) and yields messages one at a time, so memory stays flat in
-  the file size. The first pass keeps the decoded text of files up to
-  ``scan.KEPT_TEXT_BYTES`` for the second, so those are decoded once.
+  the file size.
 - The hottest loops of both passes also exist in C
   (``_speedups.c``), used when the package was built with a C compiler.
   They give the same results as the Python code or give up on a block,
@@ -448,12 +447,7 @@ class ParsedExport:
         state = _Pass(report)
         bulk = BulkReader(self)
         unmarked = self._scan.unmarked_blocks
-        # The first pass may have kept the decoded text; only this first
-        # reading uses it, and frees it.
-        kept, self._scan.blocks = self._scan.blocks, None
-        blocks = kept if kept is not None else read_blocks(
-            self._opener, self.encoding, self.source
-        )
+        blocks = read_blocks(self._opener, self.encoding, self.source)
         for index, raw in enumerate(blocks):
             # The first pass read the same blocks and found which have no
             # format mark.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -28,11 +27,6 @@ from wallie.whatsapp.source import Opener, read_blocks
 #: Share of headers that must follow a CRLF line ending before a header after
 #: a bare LF is read as part of the message above it.
 CRLF_SHARE = 0.9
-
-#: Bytes of decoded text that the first pass keeps for the second, so that a
-#: file of up to about this size is decoded once. A larger file is decoded
-#: again by the second pass, so memory stays flat in the file size.
-KEPT_TEXT_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -62,8 +56,6 @@ class Scan:
       headers_after_lf: Headers that follow a line ended by a bare LF.
       unmarked_blocks: For each block of :func:`read_blocks`, True when it
         has no format mark, so the second pass need not look for any.
-      blocks: The decoded blocks, for the second pass, or None when they
-        took more than ``KEPT_TEXT_BYTES``.
     """
 
     lines: int = 0
@@ -74,7 +66,6 @@ class Scan:
     headers_after_crlf: int = 0
     headers_after_lf: int = 0
     unmarked_blocks: list[bool] = field(default_factory=list)
-    blocks: list[str] | None = field(default_factory=list)
 
     @property
     def dominant_shape(self) -> HeaderShape | None:
@@ -120,15 +111,8 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
     """
     scan = Scan()
     ending = ""
-    kept = 0
     speedups = bulk.active_speedups()
     for raw in read_blocks(opener, encoding, source):
-        if scan.blocks is not None:
-            kept += sys.getsizeof(raw)
-            if kept <= KEPT_TEXT_BYTES:
-                scan.blocks.append(raw)
-            else:
-                scan.blocks = None
         if scan.first_text is None:
             _find_first_text(scan, raw)
         if speedups is not None and not raw.isascii() and not speedups.has_any(
