@@ -1297,6 +1297,8 @@ struct OccurrencesObject {
     PyObject_HEAD
     Slot *slots;
     Py_ssize_t capacity; /* a power of two */
+    Slot *spare;         /* the table before the last rebuild, to reuse */
+    Py_ssize_t spare_capacity;
     Py_ssize_t used;
     Py_ssize_t inserted;
     Py_ssize_t window;
@@ -1354,11 +1356,23 @@ occurrences_rebuild(OccurrencesObject *self)
     while (capacity < 4 * kept) {
         capacity *= 2;
     }
-    Slot *slots = PyMem_Calloc((size_t)capacity, sizeof(Slot));
-    if (slots == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    /* The table before the last rebuild usually has the size wanted: clear
+     * it rather than ask the system for fresh pages. */
+    Slot *slots;
+    if (self->spare != NULL && self->spare_capacity == capacity) {
+        slots = self->spare;
+        memset(slots, 0, (size_t)capacity * sizeof(Slot));
     }
+    else {
+        PyMem_Free(self->spare);
+        slots = PyMem_Calloc((size_t)capacity, sizeof(Slot));
+        if (slots == NULL) {
+            self->spare = NULL;
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    self->spare = NULL;
     for (Py_ssize_t i = 0; i < self->capacity; i++) {
         Slot *old = &self->slots[i];
         if (old->number > oldest) {
@@ -1368,7 +1382,8 @@ occurrences_rebuild(OccurrencesObject *self)
             PyMem_Free(old->more);
         }
     }
-    PyMem_Free(self->slots);
+    self->spare = self->slots;
+    self->spare_capacity = self->capacity;
     self->slots = slots;
     self->capacity = capacity;
     self->used = kept;
@@ -1459,6 +1474,7 @@ occurrences_dealloc(OccurrencesObject *self)
         }
         PyMem_Free(self->slots);
     }
+    PyMem_Free(self->spare);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
