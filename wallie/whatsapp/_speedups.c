@@ -1,16 +1,19 @@
 /*
- * C versions of the three hottest loops of the WhatsApp parser.
+ * C versions of the hottest parts of the WhatsApp parser.
  *
  * Each function gives exactly what its Python counterpart gives, or None
- * when the text holds something it does not handle; the caller then runs
- * the Python code, which is always right and only slower:
+ * when the text contains something it does not handle. The caller then
+ * runs the Python code, which is always right and only slower:
  *
  * - count_dates: the header dates of a block, as the first pass counts them
  *   (scan._scan_dates);
  * - split_block: a block cut at its headers, as bulk_pattern(shape).split
  *   cuts it;
  * - bulk_messages: the loop of BulkReader._messages, which turns the cut
- *   block into ParsedMessage objects.
+ *   block into ParsedMessage objects;
+ * - Occurrences: the count of identical messages of bulk.Occurrences;
+ * - plain_clock and has_any: a 24-hour time as BulkReader._clock reads it,
+ *   and a test for format marks.
  *
  * The header matcher follows the regex of header.exact_header(shape,
  * digit="[0-9]") along the path the regex engine tries first: every
@@ -18,7 +21,7 @@
  * path matches, the regex returns the same match. When it fails and the
  * line could still start a header of any shape (an optional bracket, one
  * to four decimal digits and a date separator), the function gives up on
- * the block; the regex may have found a match by backtracking, or the line
+ * the block. The regex may then find a match by backtracking, or the line
  * may be a header of another shape, and both need the Python code.
  *
  * SHA-256 is written here from FIPS 180-4, so the message keys need no call
@@ -804,7 +807,7 @@ typedef struct {
 } Span;
 
 /* The characters from ``start`` to ``end`` as a new reference: the string of
- * ``last`` when it holds the same characters, else a new one that ``last``
+ * ``last`` when it has the same characters, else a new one that ``last``
  * then keeps. */
 static PyObject *
 reuse_span(PyObject *string, const Text *text, Span *last, Py_ssize_t start, Py_ssize_t end)
@@ -992,7 +995,7 @@ charset_read(PyObject *set, CharSet *table)
             table->others[table->other_count++] = c;
         }
         else {
-            PyErr_SetString(PyExc_ValueError, "character sets hold at most 16 non-ASCII characters");
+            PyErr_SetString(PyExc_ValueError, "a character set may contain at most 16 non-ASCII characters");
             return -1;
         }
     }
@@ -1390,8 +1393,8 @@ occurrences_rebuild(OccurrencesObject *self)
     return 0;
 }
 
-/* Occurrences.index: how many identical messages of the same timestamp came
- * before this one within the window, counting this one. */
+/* Occurrences.index: count a message and return how many identical messages
+ * of the same timestamp came before it within the window. */
 static Py_ssize_t
 occurrences_count(OccurrencesObject *self, int64_t stamp,
                   const unsigned char digest[DIGEST_SIZE])
@@ -1447,7 +1450,7 @@ occurrences_new(PyTypeObject *type, PyObject *args, PyObject *keywords)
         return NULL;
     }
     if (window < 1) {
-        PyErr_Format(PyExc_ValueError, "the window must hold at least one timestamp, not %zd",
+        PyErr_Format(PyExc_ValueError, "the window must be 1 or more timestamps, not %zd",
                      window);
         return NULL;
     }

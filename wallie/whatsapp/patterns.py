@@ -129,9 +129,9 @@ NOTICE_LAST = frozenset("uUdDkK\u212a")
 #: Longest body checked against ``_SENDER_SYSTEM_EVENTS``, in characters.
 MAX_NOTICE_LENGTH = 400
 
-#: Words of which every notice of ``_SENDER_SYSTEM_EVENTS`` holds one, in
+#: Words of which every notice of ``_SENDER_SYSTEM_EVENTS`` contains one, in
 #: lower case. Looking for them is far cheaper than the case-insensitive
-#: match, which then runs only for the few bodies that hold one.
+#: match, which then runs only for the few bodies that contain one.
 NOTICE_WORDS = (
     "end-to-end", "ende-zu-ende", "ponta a ponta", "extremo a extremo", "added",
     "joined", "created", "security", "disappearing",
@@ -301,7 +301,7 @@ def classify_system_event(text: str) -> str:
 
 
 def _may_be_notice(lowered: str) -> bool:
-    """Return True when a lower-cased body holds one of ``NOTICE_WORDS``."""
+    """Return True when a lower-cased body contains one of ``NOTICE_WORDS``."""
     return any(word in lowered for word in NOTICE_WORDS)
 
 
