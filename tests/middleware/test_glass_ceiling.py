@@ -268,9 +268,10 @@ def test_rate_limit_across_four_worker_processes(redis_settings: Settings, db) -
     assert not [run for run in runs if run.status in ("failed", "retrying")]
     # 100 messages at 10 a second fill 10 one-second windows, so the first and
     # the last start at least 8 whole windows apart.
+    # A window's messages may all start late, in a later second, so the
+    # seconds that saw a start can be fewer than ten.
     starts = sorted(run.started_at.timestamp() for run in succeeded)
     assert starts[-1] - starts[0] >= 8.0
-    assert len({int(start) for start in starts}) >= 10
     # The limiter reserves a slot in a one-second window and delays the message
     # to that window, so a message may start late (a busy worker) but never
     # early: by the end of each second, at most 10 per elapsed window started.
