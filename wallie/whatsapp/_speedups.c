@@ -391,9 +391,34 @@ skip_spaces(const Text *text, Py_ssize_t at)
 }
 
 static inline int
-char_is(const Text *text, Py_ssize_t at, Py_UCS4 wanted)
+char_is(const Text *text, Py_ssize_t at, Py_UCS4 expected)
 {
-    return at < text->length && CHAR_AT(text, at) == wanted;
+    return at < text->length && CHAR_AT(text, at) == expected;
+}
+
+/* Take a run of ASCII digits at ``*at`` whose length is from ``fewest`` to
+ * ``most``, as a greedy ``[0-9]{fewest,most}`` followed by a non-digit
+ * takes it. Returns 1 and moves ``*at`` past it, or 0. */
+static inline int
+take_digits(const Text *text, Py_ssize_t *at, Py_ssize_t fewest, Py_ssize_t most)
+{
+    Py_ssize_t count = ascii_digits(text, *at);
+    if (count < fewest || count > most) {
+        return 0;
+    }
+    *at += count;
+    return 1;
+}
+
+/* Take one character at ``*at`` when it is ``first`` or ``second``. */
+static inline int
+take_char(const Text *text, Py_ssize_t *at, Py_UCS4 first, Py_UCS4 second)
+{
+    if (!char_is(text, *at, first) && !char_is(text, *at, second)) {
+        return 0;
+    }
+    *at += 1;
+    return 1;
 }
 
 /* Match a header of ``shape`` at ``at`` along the regex's first path.
@@ -401,79 +426,37 @@ char_is(const Text *text, Py_ssize_t at, Py_UCS4 wanted)
 static int
 match_header(const Text *text, Py_ssize_t at, const Shape *shape, Header *found)
 {
-    Py_ssize_t count;
-
-    if (shape->bracketed) {
-        if (!char_is(text, at, '[')) {
-            return 0;
-        }
-        at++;
+    if (shape->bracketed && !take_char(text, &at, '[', '[')) {
+        return 0;
     }
 
     found->date_start = at;
-    count = ascii_digits(text, at);
-    if (shape->year_first ? count != 4 : (count < 1 || count > 3)) {
+    Py_ssize_t first_fewest = shape->year_first ? 4 : 1;
+    Py_ssize_t first_most = shape->year_first ? 4 : 3;
+    if (!take_digits(text, &at, first_fewest, first_most)
+        || !take_char(text, &at, shape->separator, shape->separator)
+        || !take_digits(text, &at, 1, 2)
+        || !take_char(text, &at, shape->separator, shape->separator)
+        || !take_digits(text, &at, 1, 4)) {
         return 0;
     }
-    at += count;
-    if (!char_is(text, at, shape->separator)) {
-        return 0;
-    }
-    at++;
-    count = ascii_digits(text, at);
-    if (count < 1 || count > 2) {
-        return 0;
-    }
-    at += count;
-    if (!char_is(text, at, shape->separator)) {
-        return 0;
-    }
-    at++;
-    count = ascii_digits(text, at);
-    if (count < 1 || count > 4) {
-        return 0;
-    }
-    at += count;
     found->date_end = at;
     if (char_is(text, at, '.')) {
         at++;
     }
-
-    if (shape->comma) {
-        if (at >= text->length) {
-            return 0;
-        }
-        Py_UCS4 c = CHAR_AT(text, at);
-        if (c != ',' && c != 0x060C) {
-            return 0;
-        }
-        at++;
+    if (shape->comma && !take_char(text, &at, ',', 0x060C)) {
+        return 0;
     }
     at = skip_spaces(text, at);
 
     found->clock_start = at;
-    count = ascii_digits(text, at);
-    if (count < 1 || count > 2) {
+    if (!take_digits(text, &at, 1, 2) || !take_char(text, &at, ':', '.')
+        || !take_digits(text, &at, 2, 2)) {
         return 0;
     }
-    at += count;
-    if (!char_is(text, at, ':') && !char_is(text, at, '.')) {
+    if (shape->seconds
+        && (!take_char(text, &at, ':', '.') || !take_digits(text, &at, 2, 2))) {
         return 0;
-    }
-    at++;
-    if (ascii_digits(text, at) != 2) {
-        return 0;
-    }
-    at += 2;
-    if (shape->seconds) {
-        if (!char_is(text, at, ':') && !char_is(text, at, '.')) {
-            return 0;
-        }
-        at++;
-        if (ascii_digits(text, at) != 2) {
-            return 0;
-        }
-        at += 2;
     }
     if (shape->twelve_hour) {
         at = skip_spaces(text, at);
@@ -489,10 +472,9 @@ match_header(const Text *text, Py_ssize_t at, const Shape *shape, Header *found)
             if (at < text->length && is_space(CHAR_AT(text, at))) {
                 at++;
             }
-            if (!char_is(text, at, 'M') && !char_is(text, at, 'm')) {
+            if (!take_char(text, &at, 'M', 'm')) {
                 return 0;
             }
-            at++;
             if (char_is(text, at, '.')) {
                 at++;
             }
@@ -507,17 +489,15 @@ match_header(const Text *text, Py_ssize_t at, const Shape *shape, Header *found)
     found->clock_end = at;
 
     if (shape->bracketed) {
-        if (!char_is(text, at, ']')) {
+        if (!take_char(text, &at, ']', ']')) {
             return 0;
         }
-        at++;
     }
     else {
         at = skip_spaces(text, at);
-        if (!char_is(text, at, '-') && !char_is(text, at, 0x2013)) {
+        if (!take_char(text, &at, '-', 0x2013)) {
             return 0;
         }
-        at++;
     }
     if (at < text->length && is_space(CHAR_AT(text, at))) {
         at++;
@@ -677,16 +657,16 @@ static PyObject *
 speedups_has_any(PyObject *module, PyObject *args)
 {
     PyObject *string, *characters;
-    Text text, wanted;
+    Text text, sought;
     if (!PyArg_ParseTuple(args, "UU:has_any", &string, &characters)
-        || read_text(string, &text) < 0 || read_text(characters, &wanted) < 0) {
+        || read_text(string, &text) < 0 || read_text(characters, &sought) < 0) {
         return NULL;
     }
-    /* Characters below the lowest wanted one, which is all of most text,
+    /* Characters below the lowest sought one, which is all of most text,
      * are skipped in a loop specialised for the width of the text. */
     Py_UCS4 lowest = 0x10FFFF;
-    for (Py_ssize_t j = 0; j < wanted.length; j++) {
-        Py_UCS4 c = CHAR_AT(&wanted, j);
+    for (Py_ssize_t j = 0; j < sought.length; j++) {
+        Py_UCS4 c = CHAR_AT(&sought, j);
         lowest = c < lowest ? c : lowest;
     }
     Py_ssize_t i = 0;
@@ -713,8 +693,8 @@ speedups_has_any(PyObject *module, PyObject *args)
             break;
         }
         Py_UCS4 c = CHAR_AT(&text, i);
-        for (Py_ssize_t j = 0; j < wanted.length; j++) {
-            if (c == CHAR_AT(&wanted, j)) {
+        for (Py_ssize_t j = 0; j < sought.length; j++) {
+            if (c == CHAR_AT(&sought, j)) {
                 Py_RETURN_TRUE;
             }
         }
@@ -1137,16 +1117,9 @@ strip_lines(PyObject *piece)
 }
 
 static inline int
-has_char(PyObject *string, Py_UCS4 wanted)
+has_char(PyObject *string, Py_UCS4 expected)
 {
-    return PyUnicode_FindChar(string, wanted, 0, PyUnicode_GET_LENGTH(string), 1) >= 0;
-}
-
-/* ``needle in container``, as Python's ``in`` tests it; -1 on error. */
-static inline int
-contains(PyObject *container, PyObject *needle)
-{
-    return PySequence_Contains(container, needle);
+    return PyUnicode_FindChar(string, expected, 0, PyUnicode_GET_LENGTH(string), 1) >= 0;
 }
 
 /* Concatenate ``count`` strings into one new string, as "".join would,
@@ -1345,21 +1318,21 @@ slot_for(Slot *slots, Py_ssize_t capacity, int64_t stamp)
     return &slots[at];
 }
 
-/* Rebuild the table without the timestamps that left the window, in a
- * table of at least four slots per timestamp kept. */
+/* Rebuild the table without the timestamps that left the window, with at
+ * least four slots per timestamp left in it. */
 static int
 occurrences_rebuild(OccurrencesObject *self)
 {
     Py_ssize_t oldest = self->inserted - self->window;
-    Py_ssize_t kept = 0;
+    Py_ssize_t live = 0;
     for (Py_ssize_t i = 0; i < self->capacity; i++) {
-        kept += self->slots[i].number > oldest;
+        live += self->slots[i].number > oldest;
     }
     Py_ssize_t capacity = MIN_CAPACITY;
-    while (capacity < 4 * kept) {
+    while (capacity < 4 * live) {
         capacity *= 2;
     }
-    /* The table before the last rebuild usually has the size wanted: clear
+    /* The table before the last rebuild usually has the size needed: clear
      * it rather than ask the system for fresh pages. */
     Slot *slots;
     if (self->spare != NULL && self->spare_capacity == capacity) {
@@ -1389,7 +1362,7 @@ occurrences_rebuild(OccurrencesObject *self)
     self->spare_capacity = self->capacity;
     self->slots = slots;
     self->capacity = capacity;
-    self->used = kept;
+    self->used = live;
     return 0;
 }
 

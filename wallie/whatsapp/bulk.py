@@ -403,14 +403,14 @@ class BulkReader:
         line = state.number + 1
         continuation = 0
         plain = 0
-        resume = None
+        broke = False
         items = iter(parts[1:-4])
         for date_text, clock_text, name, piece in zip(items, items, items, items):
             day = days.get(date_text)
             clock = clocks.get(clock_text)
             if day is None or clock is None:
                 if self._stamp(date_text, clock_text) is None:
-                    resume = line
+                    broke = True
                     break
                 day = days[date_text]
                 clock = clocks[clock_text]
@@ -485,15 +485,8 @@ class BulkReader:
             message.__class__ = parsed_message  # type: ignore[assignment]
             yield message  # type: ignore[misc]
             plain += 1
-        else:
-            resume = self._keep_last(parts[-4:], line, state)
-            line = state.number + 1
 
-        report.messages += plain
-        report.continuation_lines += continuation
-        state.seen_header = True
-        state.number = line - 1
-        return resume
+        return self._end_block(parts, state, line, continuation, plain, broke)
 
     def _c_messages(
         self, parts: list[str], state: _Pass
@@ -504,22 +497,43 @@ class BulkReader:
           The messages, and None or the line from which the line-aware reading
           takes over, as :meth:`_messages` returns it.
         """
-        report = state.report
         messages, line, continuation, plain, anomalies, broke = (
             self._speedups.bulk_messages(parts, state.number + 1, state, self._context)
         )
-        report.clock_anomalies += anomalies
-        if broke:
-            resume = line
-        else:
-            resume = self._keep_last(parts[-4:], line, state)
+        state.report.clock_anomalies += anomalies
+        return messages, self._end_block(parts, state, line, continuation, plain, broke)
+
+    def _end_block(
+        self,
+        parts: list[str],
+        state: _Pass,
+        line: int,
+        continuation: int,
+        plain: int,
+        broke: bool,
+    ) -> int | None:
+        """Update the pass after the loop over a split block, in Python or in C.
+
+        Parameters:
+          line: Line of the header after the last message built.
+          continuation: Continuation lines of the messages built.
+          plain: Messages built without :meth:`ParsedExport._build`.
+          broke: True when the loop stopped at the header on ``line``, whose
+            date or time is invalid.
+
+        Returns:
+          None, or ``line`` when the line-aware reading takes over from it.
+        """
+        resume = line if broke else self._keep_last(parts[-4:], line, state)
+        if not broke:
             line = state.number + 1
 
+        report = state.report
         report.messages += plain
         report.continuation_lines += continuation
         state.seen_header = True
         state.number = line - 1
-        return messages, resume
+        return resume
 
     def _keep_last(self, last: list[str], line: int, state: _Pass) -> int | None:
         """Leave the last message of a block pending in ``state``.
