@@ -490,7 +490,7 @@ def test_has_any_matches_in(text: str) -> None:
     # Given: text of one, two or four bytes a character, with or without marks.
     expected = any(mark in text for mark in FORMAT_MARKS)
 
-    # When / Then: the C scan tells what the substring tests tell.
+    # When / Then: the C scan gives the result of the substring tests.
     assert speedups.has_any(text, FORMAT_MARKS) is expected
 
 
@@ -505,8 +505,8 @@ def test_plain_clock_matches_regex_reading(text: str) -> None:
     clock = speedups.plain_clock(text)
     match = CLOCK.fullmatch(text)
 
-    # When / Then: where the C reading answers, the text is a time that the
-    # regex reads the same way.
+    # When / Then: where the C reading returns a time, the regex reads the
+    # text as the same time.
     if clock is not None:
         assert match is not None
         time, anomaly = time_from_match(match)
