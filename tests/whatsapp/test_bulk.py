@@ -103,7 +103,7 @@ def test_bulk_matches_line_aware_reading(
     # Given: a mixed export, read in blocks of several sizes.
     path = tmp_path / "chat.txt"
     path.write_text(export.replace("\n", ending) + ending, "utf-8", newline="")
-    monkeypatch.setattr(source.read_blocks, "__defaults__", (block_size,))
+    monkeypatch.setattr(source, "BLOCK_SIZE", block_size)
 
     # When / Then: both readings agree.
     _compare(path, monkeypatch)

@@ -33,7 +33,7 @@ from wallie.whatsapp.header import (
     strip_block_marks,
     time_from_match,
 )
-from wallie.whatsapp.scan import _dates_pattern
+from wallie.whatsapp.scan import Scan, _dates_pattern, scan_export
 
 from .test_bulk import MIXED_EXPORT, ONE_SHAPE_EXPORT
 from .test_properties import Message, Shape, _messages, _shapes, render, render_header
@@ -217,7 +217,26 @@ def _check_count_dates(text: str, shape: HeaderShape) -> dict[str, int] | None:
     else:
         assert type(counts) is dict
         assert counts == dict(expected)
+    _check_scan_utf8(text, shape, counts)
     return counts
+
+
+def _check_scan_utf8(text: str, shape: HeaderShape, counts: dict[str, int] | None) -> None:
+    """Assert that ``scan_utf8`` on the UTF-8 of ``text`` agrees with ``count_dates``.
+
+    Read after an LF, the text's first line counts too, as in ``count_dates``
+    of the text with an LF before it.
+    """
+    data = text.encode()
+    found = speedups.scan_utf8(data, shape, FORMAT_MARKS, False)
+    if "\r" in text or any(mark in text for mark in FORMAT_MARKS):
+        assert found is None
+        return
+
+    assert found == (None if counts is None else (counts, text.count("\n")))
+    after_lf = speedups.scan_utf8(data, shape, FORMAT_MARKS, True)
+    expected = speedups.count_dates("\n" + text, shape)
+    assert after_lf == (None if expected is None else (expected, text.count("\n")))
 
 
 def _ascii_shapes() -> st.SearchStrategy[Shape]:
@@ -469,6 +488,64 @@ def test_header_at_limits_splits_like_regex(shape: HeaderShape, line: str) -> No
         assert parts is None
 
 
+#: Bytes around the edges of well-formed UTF-8: overlong forms, surrogates,
+#: values past U+10FFFF, lone continuation bytes and cut sequences.
+_UTF8_EDGES = [
+    b"\xc0\x80", b"\xc1\xbf", b"\xc2\x80", b"\xdf\xbf", b"\xe0\x9f\xbf",
+    b"\xe0\xa0\x80", b"\xed\x9f\xbf", b"\xed\xa0\x80", b"\xee\x80\x80",
+    b"\xef\xbf\xbf", b"\xf0\x8f\xbf\xbf", b"\xf0\x90\x80\x80",
+    b"\xf4\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\x80",
+    b"\xbf", b"\xe2\x82", b"\xf0\x9f\x98", b"\xff", b"\xd9\xa1",
+    "\u200e".encode(), "\ufeff".encode(), b"\r", b"\n", b"1/2/21, 10:00 - A: x\n",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    pieces=st.lists(
+        st.one_of(st.sampled_from(_UTF8_EDGES), st.binary(max_size=6)), max_size=12
+    )
+)
+def test_scan_utf8_takes_only_what_decodes(pieces: list[bytes]) -> None:
+    # Given: bytes that may or may not be well-formed UTF-8.
+    data = b"".join(pieces)
+    shape = HeaderShape(False, "/", True, False, False, False)
+
+    # When: the first pass reads them undecoded.
+    found = speedups.scan_utf8(data, shape, FORMAT_MARKS, True)
+
+    # Then: it gives up on what Python's decoder rejects, and agrees with the
+    # count of the decoded text on the rest.
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        assert found is None
+        return
+    _check_scan_utf8(text, shape, speedups.count_dates(text, shape))
+
+
+def test_scan_utf8_reads_a_plain_block() -> None:
+    shape = HeaderShape(False, "/", True, False, False, False)
+    data = (
+        "12/01/21, 08:00 - Chlo\u00e9: caf\u00e9 \U0001f600\n"
+        "more: 13/01/21, 09:00\n"
+        "13/01/21, 09:00 - Ana: x\n"
+        "13/01/21, 09:01 - Ana: y"
+    ).encode()
+
+    assert speedups.scan_utf8(data, shape, FORMAT_MARKS, False) == ({"13/01/21": 2}, 3)
+    assert speedups.scan_utf8(data, shape, FORMAT_MARKS, True) == (
+        {"12/01/21": 1, "13/01/21": 2},
+        3,
+    )
+    # Non-ASCII spaces are read from their bytes; a header in other digits
+    # makes it give up, as count_dates does.
+    spaced = "12/01/21,\u00a008:00\u202f-\u00a0A: x\n".encode()
+    assert speedups.scan_utf8(spaced, shape, FORMAT_MARKS, True) == ({"12/01/21": 1}, 1)
+    arabic = "\u0661\u0662/01/21, 08:00 - A: x\n".encode()
+    assert speedups.scan_utf8(arabic, shape, FORMAT_MARKS, True) is None
+
+
 def test_split_block_without_header_gives_none() -> None:
     shape = HeaderShape(False, "/", True, False, False, False)
 
@@ -595,6 +672,23 @@ def _assert_same_parse(export: Path | bytes, order: str = "dmy") -> None:
     assert fast[3] == python[3]
 
 
+def _scan(data: bytes, *, use_c: bool) -> Scan | str:
+    """Run the first pass over an export with or without the C functions."""
+    with pytest.MonkeyPatch.context() as patch:
+        if not use_c:
+            patch.setattr(bulk, "SPEEDUPS", None)
+        encoding = source.detect_encoding(data[: source.SNIFF_SIZE])
+        try:
+            return scan_export(lambda: io.BytesIO(data), encoding, "chat.txt")
+        except WhatsAppError as error:
+            return f"{type(error).__name__}: {error}"
+
+
+def _assert_same_scan(data: bytes) -> None:
+    """Assert that the first pass learns the same with and without the C functions."""
+    assert _scan(data, use_c=True) == _scan(data, use_c=False)
+
+
 def _write(tmp_path: Path, export: str, ending: str = "\n") -> Path:
     path = tmp_path / "chat.txt"
     path.write_text(export.replace("\n", ending) + ending, "utf-8", newline="")
@@ -618,7 +712,7 @@ def test_fixed_export_parses_alike(
     # Given: an export with every case that leaves the plain path, read in
     # blocks of several sizes.
     path = _write(tmp_path, export, ending)
-    monkeypatch.setattr(source.read_blocks, "__defaults__", (block_size,))
+    monkeypatch.setattr(source, "BLOCK_SIZE", block_size)
 
     # When / Then: the C and the Python paths give the same parse.
     _assert_same_parse(path)
@@ -679,7 +773,7 @@ def test_repeated_messages_past_window_parse_alike(
 ) -> None:
     # Given: identical messages spread over more timestamps than the window.
     path = _write(tmp_path, _repeated_export(bulk.OCCURRENCE_WINDOW))
-    monkeypatch.setattr(source.read_blocks, "__defaults__", (block_size,))
+    monkeypatch.setattr(source, "BLOCK_SIZE", block_size)
 
     # When / Then: both paths give the same keys and counts.
     _assert_same_parse(path)
@@ -735,8 +829,9 @@ def test_generated_export_parses_alike(data: st.DataObject) -> None:
 
     # When / Then: both paths give the same parse.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(source.read_blocks, "__defaults__", (block_size,))
+        patch.setattr(source, "BLOCK_SIZE", block_size)
         _assert_same_parse(render(messages, shape), order=shape.order)
+        _assert_same_scan(render(messages, shape))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -749,8 +844,9 @@ def test_risky_export_parses_alike(
 
     # When / Then: both paths give the same parse.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(source.read_blocks, "__defaults__", (block_size,))
+        patch.setattr(source, "BLOCK_SIZE", block_size)
         _assert_same_parse(text.encode())
+        _assert_same_scan(text.encode())
 
 
 #: Exports whose later headers have the seconds shape only when the regex
@@ -781,13 +877,14 @@ def test_corpus_parses_alike(
     paths = sorted(path for path in whatsapp_corpus.iterdir() if path.is_file())
     assert paths
     for block_size in (1 << 20, 256):
-        monkeypatch.setattr(source.read_blocks, "__defaults__", (block_size,))
+        monkeypatch.setattr(source, "BLOCK_SIZE", block_size)
         for path in paths:
             for order in ("dmy", "mdy"):
                 # When / Then: both paths give the same parse.
                 fast = _parse(path, use_c=True, order=order)
                 python = _parse(path, use_c=False, order=order)
                 assert fast == python, f"{path.name}, {order}, blocks of {block_size}"
+            _assert_same_scan(path.read_bytes())
 
 
 class _CountingSpeedups:

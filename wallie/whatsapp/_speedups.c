@@ -7,6 +7,8 @@
  *
  * - count_dates: the header dates of a block, as the first pass counts them
  *   (scan._scan_dates);
+ * - scan_utf8: the same count on the undecoded bytes of a UTF-8 block, with
+ *   the checks that the block decodes and holds no format mark;
  * - split_block: a block cut at its headers, as bulk_pattern(shape).split
  *   cuts it;
  * - bulk_messages: the loop of BulkReader._messages, which turns the cut
@@ -306,6 +308,55 @@ speedups_sha256_hex(PyObject *module, PyObject *args, PyObject *keywords)
 /* Header matching                                                      */
 /* ------------------------------------------------------------------ */
 
+/* Decode the UTF-8 character at ``*at`` of ``end`` and move past it, as
+ * Python's strict decoder reads it: no overlong form, no surrogate, nothing
+ * above U+10FFFF (the Unicode standard's table 3-7). Returns the character,
+ * or -1 when the bytes there are not well formed. */
+static inline int32_t
+utf8_next(const unsigned char **at, const unsigned char *end)
+{
+    const unsigned char *p = *at;
+    unsigned char lead = p[0];
+    if (lead < 0x80) {
+        *at = p + 1;
+        return lead;
+    }
+    int32_t c;
+    Py_ssize_t size;
+    unsigned char low = 0x80, high = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        size = 2;
+        c = lead & 0x1F;
+    }
+    else if (lead >= 0xE0 && lead <= 0xEF) {
+        size = 3;
+        c = lead & 0x0F;
+        low = lead == 0xE0 ? 0xA0 : 0x80;
+        high = lead == 0xED ? 0x9F : 0xBF;
+    }
+    else if (lead >= 0xF0 && lead <= 0xF4) {
+        size = 4;
+        c = lead & 0x07;
+        low = lead == 0xF0 ? 0x90 : 0x80;
+        high = lead == 0xF4 ? 0x8F : 0xBF;
+    }
+    else {
+        return -1;
+    }
+    if (end - p < size || p[1] < low || p[1] > high) {
+        return -1;
+    }
+    c = (c << 6) | (p[1] & 0x3F);
+    for (Py_ssize_t i = 2; i < size; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            return -1;
+        }
+        c = (c << 6) | (p[i] & 0x3F);
+    }
+    *at = p + size;
+    return c;
+}
+
 /* The fields of header.HeaderShape. */
 typedef struct {
     int bracketed;
@@ -316,11 +367,13 @@ typedef struct {
     int year_first;
 } Shape;
 
-/* A string being read, with the accessors of its kind. */
+/* A string being read, with the accessors of its kind, or the bytes of
+ * well-formed UTF-8 (``utf8`` set, ``kind`` 1), indexed by byte. */
 typedef struct {
     int kind;
     const void *data;
     Py_ssize_t length;
+    int utf8;
 } Text;
 
 #define CHAR_AT(text, index) PyUnicode_READ((text)->kind, (text)->data, (index))
@@ -357,6 +410,7 @@ read_text(PyObject *object, Text *text)
     text->kind = PyUnicode_KIND(object);
     text->data = PyUnicode_DATA(object);
     text->length = PyUnicode_GET_LENGTH(object);
+    text->utf8 = 0;
     return 0;
 }
 
@@ -365,6 +419,35 @@ static inline int
 is_space(Py_UCS4 c)
 {
     return c == ' ' || c == 0x00A0 || c == 0x202F;
+}
+
+/* The character at ``at``, and in ``*size`` the units it takes: one in a
+ * string, one to four bytes in UTF-8. */
+static inline Py_UCS4
+char_and_size(const Text *text, Py_ssize_t at, Py_ssize_t *size)
+{
+    *size = 1;
+    if (text->utf8 && ((const unsigned char *)text->data)[at] >= 0x80) {
+        const unsigned char *start = (const unsigned char *)text->data + at, *next = start;
+        int32_t c = utf8_next(&next, (const unsigned char *)text->data + text->length);
+        if (c >= 0) {
+            *size = next - start;
+            return (Py_UCS4)c;
+        }
+        return 0xFFFD;
+    }
+    return CHAR_AT(text, at);
+}
+
+/* Units of the space of header._SPACE at ``at``, or 0 when there is none. */
+static inline Py_ssize_t
+space_at(const Text *text, Py_ssize_t at)
+{
+    Py_ssize_t size;
+    if (at >= text->length || !is_space(char_and_size(text, at, &size))) {
+        return 0;
+    }
+    return size;
 }
 
 static inline Py_ssize_t
@@ -384,8 +467,9 @@ ascii_digits(const Text *text, Py_ssize_t at)
 static inline Py_ssize_t
 skip_spaces(const Text *text, Py_ssize_t at)
 {
-    while (at < text->length && is_space(CHAR_AT(text, at))) {
-        at++;
+    Py_ssize_t size;
+    while ((size = space_at(text, at)) > 0) {
+        at += size;
     }
     return at;
 }
@@ -414,10 +498,15 @@ take_digits(const Text *text, Py_ssize_t *at, Py_ssize_t fewest, Py_ssize_t most
 static inline int
 take_char(const Text *text, Py_ssize_t *at, Py_UCS4 first, Py_UCS4 second)
 {
-    if (!char_is(text, *at, first) && !char_is(text, *at, second)) {
+    if (*at >= text->length) {
         return 0;
     }
-    *at += 1;
+    Py_ssize_t size;
+    Py_UCS4 c = char_and_size(text, *at, &size);
+    if (c != first && c != second) {
+        return 0;
+    }
+    *at += size;
     return 1;
 }
 
@@ -463,15 +552,14 @@ match_header(const Text *text, Py_ssize_t at, const Shape *shape, Header *found)
         if (at >= text->length) {
             return 0;
         }
-        Py_UCS4 c = CHAR_AT(text, at);
+        Py_ssize_t size;
+        Py_UCS4 c = char_and_size(text, at, &size);
         if (c == 'A' || c == 'a' || c == 'P' || c == 'p') {
             at++;
             if (char_is(text, at, '.')) {
                 at++;
             }
-            if (at < text->length && is_space(CHAR_AT(text, at))) {
-                at++;
-            }
+            at += space_at(text, at);
             if (!take_char(text, &at, 'M', 'm')) {
                 return 0;
             }
@@ -480,7 +568,7 @@ match_header(const Text *text, Py_ssize_t at, const Shape *shape, Header *found)
             }
         }
         else if (c == 0x0635 || c == 0x0645) {
-            at++;
+            at += size;
         }
         else {
             return 0;
@@ -499,9 +587,7 @@ match_header(const Text *text, Py_ssize_t at, const Shape *shape, Header *found)
             return 0;
         }
     }
-    if (at < text->length && is_space(CHAR_AT(text, at))) {
-        at++;
-    }
+    at += space_at(text, at);
     found->end = at;
     return 1;
 }
@@ -515,11 +601,12 @@ may_start_header(const Text *text, Py_ssize_t at)
     if (char_is(text, at, '[')) {
         at++;
     }
-    Py_ssize_t start = at;
-    while (at < text->length && at - start <= 4 && Py_UNICODE_ISDECIMAL(CHAR_AT(text, at))) {
-        at++;
+    Py_ssize_t count = 0, size;
+    while (at < text->length && count <= 4
+           && Py_UNICODE_ISDECIMAL(char_and_size(text, at, &size))) {
+        at += size;
+        count++;
     }
-    Py_ssize_t count = at - start;
     if (count < 1 || count > 4 || at >= text->length) {
         return 0;
     }
@@ -572,10 +659,11 @@ same_span(const Text *text, Py_ssize_t a, Py_ssize_t b, Py_ssize_t length)
 
 /* Add ``count`` to the count of the date at ``start`` in ``counts``. */
 static int
-add_date_count(PyObject *counts, PyObject *string, Py_ssize_t start, Py_ssize_t end,
+add_date_count(PyObject *counts, const Text *text, Py_ssize_t start, Py_ssize_t end,
                Py_ssize_t count)
 {
-    PyObject *date = PyUnicode_Substring(string, start, end);
+    PyObject *date = PyUnicode_FromKindAndData(
+        text->kind, (const char *)text->data + start * text->kind, end - start);
     if (date == NULL) {
         return -1;
     }
@@ -624,7 +712,7 @@ speedups_count_dates(PyObject *module, PyObject *args)
             }
             else {
                 if (run_count > 0
-                    && add_date_count(counts, string, run_start, run_start + run_length,
+                    && add_date_count(counts, &text, run_start, run_start + run_length,
                                       run_count) < 0) {
                     goto error;
                 }
@@ -643,7 +731,7 @@ speedups_count_dates(PyObject *module, PyObject *args)
         }
     }
     if (run_count > 0
-        && add_date_count(counts, string, run_start, run_start + run_length, run_count) < 0) {
+        && add_date_count(counts, &text, run_start, run_start + run_length, run_count) < 0) {
         goto error;
     }
     return counts;
@@ -651,6 +739,126 @@ speedups_count_dates(PyObject *module, PyObject *args)
 error:
     Py_DECREF(counts);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* First pass on undecoded UTF-8                                        */
+/* ------------------------------------------------------------------ */
+
+/* True when ``bytes`` are well-formed UTF-8 holding none of ``marks``.
+ * Runs of ASCII are skipped eight bytes at a time. */
+static int
+plain_utf8(const unsigned char *bytes, Py_ssize_t size, const Text *marks)
+{
+    const unsigned char *at = bytes, *end = bytes + size;
+    while (at < end) {
+        while (end - at >= 8) {
+            uint64_t word;
+            memcpy(&word, at, 8);
+            if (word & UINT64_C(0x8080808080808080)) {
+                break;
+            }
+            at += 8;
+        }
+        if (at == end) {
+            break;
+        }
+        if (*at < 0x80) {
+            at++;
+            continue;
+        }
+        int32_t c = utf8_next(&at, end);
+        if (c < 0) {
+            return 0;
+        }
+        for (Py_ssize_t j = 0; j < marks->length; j++) {
+            if ((Py_UCS4)c == CHAR_AT(marks, j)) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+speedups_scan_utf8(PyObject *module, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *shape_object, *marks_string;
+    int after_lf;
+    Shape shape;
+    Text marks;
+
+    if (!PyArg_ParseTuple(args, "y*OUp:scan_utf8", &view, &shape_object, &marks_string,
+                          &after_lf)) {
+        return NULL;
+    }
+    PyObject *counts = NULL, *result = NULL;
+    if (read_shape(shape_object, &shape) < 0 || read_text(marks_string, &marks) < 0) {
+        goto done;
+    }
+    const unsigned char *bytes = view.buf;
+    Text text = {PyUnicode_1BYTE_KIND, view.buf, view.len, 1};
+    if (memchr(bytes, '\r', (size_t)view.len) != NULL
+        || !plain_utf8(bytes, view.len, &marks)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    counts = PyDict_New();
+    if (counts == NULL) {
+        goto done;
+    }
+    /* The matcher reads the non-ASCII characters of a header, such as the
+     * narrow no-break space before AM, from their UTF-8 bytes, and every
+     * other character of a header is ASCII. So it matches the bytes where
+     * count_dates matches the decoded text, with the same dates. */
+    Py_ssize_t run_start = -1, run_length = 0, run_count = 0, lines = 0;
+    Py_ssize_t at = 0;
+    int check = after_lf;
+    Header header;
+    while (at < text.length) {
+        Py_ssize_t from = at;
+        if (check && match_header(&text, at, &shape, &header)) {
+            Py_ssize_t length = header.date_end - header.date_start;
+            if (run_count > 0 && length == run_length
+                && same_span(&text, run_start, header.date_start, length)) {
+                run_count++;
+            }
+            else {
+                if (run_count > 0
+                    && add_date_count(counts, &text, run_start, run_start + run_length,
+                                            run_count) < 0) {
+                    goto done;
+                }
+                run_start = header.date_start;
+                run_length = length;
+                run_count = 1;
+            }
+            from = header.end;
+        }
+        else if (check && may_start_header(&text, at)) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        const unsigned char *lf = memchr(bytes + from, '\n', (size_t)(text.length - from));
+        if (lf == NULL) {
+            break;
+        }
+        lines++;
+        at = lf - bytes + 1;
+        check = 1;
+    }
+    if (run_count > 0
+        && add_date_count(counts, &text, run_start, run_start + run_length,
+                                run_count) < 0) {
+        goto done;
+    }
+    result = Py_BuildValue("(On)", counts, lines);
+
+done:
+    Py_XDECREF(counts);
+    PyBuffer_Release(&view);
+    return result;
 }
 
 static PyObject *
@@ -2069,6 +2277,12 @@ static PyMethodDef speedups_methods[] = {
      "count_dates(text, shape) -> dict | None\n\n"
      "Count the dates of the headers of ``shape`` after each LF in ``text``.\n"
      "None when a line starts like a header that this reading does not match."},
+    {"scan_utf8", speedups_scan_utf8, METH_VARARGS,
+     "scan_utf8(data, shape, marks, after_lf) -> tuple | None\n\n"
+     "count_dates on the text of UTF-8 bytes, without decoding them, and the\n"
+     "count of LFs: (dates, lines). The first line counts when ``after_lf`` is\n"
+     "true. None when the bytes are not well-formed UTF-8, hold a CR or any of\n"
+     "``marks``, or when count_dates would give up."},
     {"split_block", speedups_split_block, METH_VARARGS,
      "split_block(text, shape) -> list | None\n\n"
      "What bulk_pattern(shape).split(\"\\n\" + text) gives, or None when the\n"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from wallie.whatsapp import bulk
 from wallie.whatsapp.header import (
@@ -22,7 +24,12 @@ from wallie.whatsapp.header import (
     strip_block_marks,
     strip_marks,
 )
-from wallie.whatsapp.source import Opener, read_blocks
+from wallie.whatsapp.source import (
+    Opener,
+    decode_utf8_block,
+    read_blocks,
+    read_utf8_blocks,
+)
 
 #: Share of headers that must follow a CRLF line ending before a header after
 #: a bare LF is read as part of the message above it.
@@ -107,12 +114,20 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
       every header of the block has the dominant shape so far, else tuples of
       the few groups that matter. A ``Counter`` of those leaves a handful of
       distinct ones to read in Python. The first line of the file has no line
-      ending before it and is matched on its own.
+      ending before it and is matched on its own. With the C functions, most
+      UTF-8 blocks are checked and counted without being decoded
+      (:func:`_scan_utf8`).
     """
     scan = Scan()
     ending = ""
     speedups = bulk.active_speedups()
-    for raw in read_blocks(opener, encoding, source):
+    for raw in _blocks(opener, encoding, source, speedups is not None):
+        if isinstance(raw, bytes):
+            # A UTF-8 block, counted undecoded when it holds no surprise.
+            if _scan_utf8(scan, raw, ending, speedups):
+                ending = "\n" if raw.endswith(b"\n") else ""
+                continue
+            raw = decode_utf8_block(raw, opener, source)
         if scan.first_text is None:
             _find_first_text(scan, raw)
         if speedups is not None and not raw.isascii() and not speedups.has_any(
@@ -138,6 +153,46 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
             scan.lines += 1
 
     return scan
+
+
+def _blocks(
+    opener: Opener, encoding: str, source: str, undecoded: bool
+) -> Iterator[str | bytes]:
+    """Yield the blocks of :func:`read_blocks`, as bytes when ``undecoded`` and UTF-8."""
+    if undecoded and encoding == "utf-8-sig":
+        return read_utf8_blocks(opener)
+    return read_blocks(opener, encoding, source)
+
+
+def _scan_utf8(scan: Scan, data: bytes, ending: str, speedups: Any) -> bool:
+    """Scan a UTF-8 block without decoding it, as :func:`scan_export` would.
+
+    It reads a block that comes after the first line of text and after an LF,
+    once the dominant shape is known. The block must hold no CR, no format
+    mark, no invalid byte and no header of another shape.
+
+    Returns:
+      True when the block was scanned, else False, having changed nothing.
+    """
+    shape = scan.dominant_shape
+    if scan.first_text is None or ending != "\n" or shape is None:
+        return False
+
+    found = speedups.scan_utf8(data, shape, FORMAT_MARKS, True)
+    if found is None:
+        return False
+
+    dates, lines = found
+    key = tuple(shape)
+    for date, count in dates.items():
+        d1, d2, _ = date.split(shape.separator)
+        _count_header(scan, key, d1, d2, count)
+        scan.headers_after_lf += count
+    scan.unmarked_blocks.append(True)
+    scan.lines += lines
+    if not data.endswith(b"\n"):
+        scan.lines += 1
+    return True
 
 
 def _ending(block: str) -> str:
