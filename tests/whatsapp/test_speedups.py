@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import io
 import re
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -885,6 +886,56 @@ def test_corpus_parses_alike(
                 python = _parse(path, use_c=False, order=order)
                 assert fast == python, f"{path.name}, {order}, blocks of {block_size}"
             _assert_same_scan(path.read_bytes())
+
+
+def _media_export(count: int) -> str:
+    """Return an Android export whose every third message has a marker.
+
+    The markers take turns: an image, a voice note, an omitted file, a
+    document, a deletion and an edit. So 300 messages hold 17 of each of the
+    first four and 16 of each of the last two.
+    """
+    bodies = [
+        "IMG-20240113-WA{n:04d}.jpg (file attached)",
+        "PTT-20240113-WA{n:04d}.opus (file attached)\nlisten to this",
+        "<Media omitted>",
+        "DOC-20240113-WA{n:04d}.pdf (file attached)",
+        "This message was deleted",
+        "quote for {n} units <This message was edited>",
+    ]
+    lines = []
+    for n in range(count):
+        marked = bodies[n // 3 % len(bodies)].format(n=n)
+        body = marked if n % 3 == 0 else f"plain text {n}"
+        lines.append(f"13/01/2024, {9 + n // 60:02d}:{n % 60:02d} - Ana Costa: {body}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("block_size", [1 << 20, 512])
+def test_zip_media_parses_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_size: int
+) -> None:
+    # Given: a zip export with media placeholders, with the files of the
+    # images and of every other voice note.
+    monkeypatch.setattr(source, "BLOCK_SIZE", block_size)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as members:
+        members.writestr("WhatsApp Chat with Ana Costa.txt", _media_export(300))
+        for n in range(0, 300, 18):
+            members.writestr(f"IMG-20240113-WA{n:04d}.jpg", b"\xff\xd8jpeg")
+        for n in range(3, 300, 36):
+            members.writestr(f"PTT-20240113-WA{n:04d}.opus", b"OggS")
+
+    # When / Then: both paths give the same parse, with linked files.
+    _assert_same_parse(archive.getvalue())
+    outcome = _parse(archive.getvalue(), use_c=True)
+    assert not isinstance(outcome, str)
+    messages, _, report, _ = outcome
+    attachments = [a for message in messages for a in message.attachments]
+    assert report["media"] == len(attachments) == 4 * 17
+    assert sum(a.member is not None for a in attachments) == 17 + 9
+    assert sum(a.needs_transcription for a in attachments) == 17
+    assert sum(m.is_deleted for m in messages) == sum(m.is_edited for m in messages) == 16
 
 
 class _CountingSpeedups:

@@ -1146,7 +1146,7 @@ typedef struct {
 typedef struct {
     PyObject *days, *clocks, *stamp, *sender, *build, *special_body;
     PyObject *sender_system_event, *short_notice_match, *notice_words;
-    PyObject *notice_case_traps, *message_type;
+    PyObject *notice_case_traps, *message_type, *media, *link;
     PyObject *set_objects[5];
     CharSet marker_last, short_notice_last, notice_first, notice_last, placeholder_last;
     Py_ssize_t short_notice_length, max_notice_length;
@@ -1233,7 +1233,7 @@ context_read(PyObject *tuple, Context *context)
     memset(context, 0, sizeof(*context));
     PyObject **sets = context->set_objects;
     if (!PyArg_ParseTuple(tuple,
-                          "O!O!OOOOOOOOOOOO!UOnn;context must be the tuple BulkReader builds",
+                          "O!O!OOOOOOOOOOOO!UOnnO!O;context must be the tuple BulkReader builds",
                           &PyDict_Type, &context->days, &PyDict_Type, &context->clocks,
                           &context->stamp, &context->sender, &context->build,
                           &context->special_body, &context->sender_system_event,
@@ -1241,7 +1241,8 @@ context_read(PyObject *tuple, Context *context)
                           &sets[3], &sets[4], &PyTuple_Type, &context->notice_words,
                           &context->notice_case_traps, &context->message_type,
                           &context->short_notice_length,
-                          &context->max_notice_length)) {
+                          &context->max_notice_length, &PyDict_Type, &context->media,
+                          &context->link)) {
         return -1;
     }
     CharSet *tables[5] = {
@@ -1890,6 +1891,60 @@ may_name_event(const Context *context, PyObject *body, const Ends *ends)
     return found;
 }
 
+/* The fields a patterns.Body gives a message: its text, its attachments
+ * (linked to the zip's media files when the export has any), and its three
+ * flags, as ParsedExport._build takes them. Returns 0, or -1 with an error. */
+typedef struct {
+    PyObject *text, *attachments, *is_deleted, *is_edited, *is_location;
+} BodyFields;
+
+static void
+body_fields_clear(BodyFields *fields)
+{
+    Py_CLEAR(fields->text);
+    Py_CLEAR(fields->attachments);
+    Py_CLEAR(fields->is_deleted);
+    Py_CLEAR(fields->is_edited);
+    Py_CLEAR(fields->is_location);
+}
+
+static int
+body_fields_read(const Context *context, PyObject *read, BodyFields *fields)
+{
+    fields->text = PyObject_GetAttrString(read, "text");
+    fields->attachments = PyObject_GetAttrString(read, "attachments");
+    fields->is_deleted = PyObject_GetAttrString(read, "is_deleted");
+    fields->is_edited = PyObject_GetAttrString(read, "is_edited");
+    fields->is_location = PyObject_GetAttrString(read, "is_location");
+    if (fields->text == NULL || fields->attachments == NULL || fields->is_deleted == NULL
+        || fields->is_edited == NULL || fields->is_location == NULL) {
+        return -1;
+    }
+    if (!PyTuple_Check(fields->attachments)) {
+        PyErr_SetString(PyExc_TypeError, "the attachments of a body must be a tuple");
+        return -1;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(fields->attachments);
+    if (count == 0 || PyDict_GET_SIZE(context->media) == 0) {
+        return 0;
+    }
+    PyObject *linked = PyTuple_New(count);
+    if (linked == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyObject_CallOneArg(context->link,
+                                             PyTuple_GET_ITEM(fields->attachments, i));
+        if (item == NULL) {
+            Py_DECREF(linked);
+            return -1;
+        }
+        PyTuple_SET_ITEM(linked, i, item);
+    }
+    Py_SETREF(fields->attachments, linked);
+    return 0;
+}
+
 /* Call ``check(body)`` and return 1 when it gives something other than None. */
 static int
 check_body(PyObject *check, PyObject *body)
@@ -2049,7 +2104,7 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
     PyObject *last_day = NULL, *last_clock = NULL, *last_stamp = NULL;
     int64_t last_stamp_id = 0;
     PyObject *messages = NULL, *result = NULL;
-    Py_ssize_t continuation = 0, plain = 0, anomalies = 0;
+    Py_ssize_t continuation = 0, plain = 0, anomalies = 0, media = 0;
     int broke = 0;
 
     if (!PyArg_ParseTuple(args, "O!nOO!:bulk_messages", &PyList_Type, &parts, &line, &state,
@@ -2075,7 +2130,8 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
         PyObject *piece = PyList_GET_ITEM(parts, i + 3);
         PyObject *day = NULL, *clock = NULL, *stamp = NULL, *body = NULL;
         PyObject *iso = NULL, *text = NULL, *message = NULL, *sender = NULL;
-        PyObject *key = NULL, *number_object = NULL;
+        PyObject *key = NULL, *number_object = NULL, *read = NULL;
+        BodyFields fields = {NULL, NULL, NULL, NULL, NULL};
         int ok = 0;
 
         if (!PyUnicode_Check(piece)) {
@@ -2139,25 +2195,21 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
             goto item_done;
         }
 
+        /* As ParsedExport._build reads a body: a notice of the sender first,
+         * which _build turns into a system message, then the markers of
+         * special_body, whose message is built here. */
         Ends ends = ends_of(body);
-        int special = may_be_special(&context, body, &ends);
-        if (special > 0) {
-            special = ends.newline ? check_body(context.special_body, body)
-                                   : is_special_line(&context, body, &ends);
+        int notice = may_be_notice(&context, body, &ends);
+        if (notice > 0) {
+            notice = may_name_event(&context, body, &ends);
         }
-        if (special == 0) {
-            special = may_be_notice(&context, body, &ends);
-            if (special > 0) {
-                special = may_name_event(&context, body, &ends);
-            }
-            if (special > 0) {
-                special = check_body(context.sender_system_event, body);
-            }
+        if (notice > 0) {
+            notice = check_body(context.sender_system_event, body);
         }
-        if (special < 0) {
+        if (notice < 0) {
             goto item_done;
         }
-        if (special) {
+        if (notice) {
             PyObject *text_parts[3] = {name, colon_space, piece};
             text = concat(3, text_parts);
             iso = iso_of(day, clock);
@@ -2167,6 +2219,25 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
             message = call_build(&context, number, stamp, iso, text, state);
             ok = message != NULL && PyList_Append(messages, message) == 0;
             goto item_done;
+        }
+        int special = may_be_special(&context, body, &ends);
+        if (special > 0 && !ends.newline) {
+            special = is_special_line(&context, body, &ends);
+        }
+        if (special < 0) {
+            goto item_done;
+        }
+        if (special) {
+            read = PyObject_CallOneArg(context.special_body, body);
+            if (read == NULL) {
+                goto item_done;
+            }
+            if (read == Py_None) {
+                Py_CLEAR(read);
+            }
+            else if (body_fields_read(&context, read, &fields) < 0) {
+                goto item_done;
+            }
         }
 
         sender = PyDict_GetItemWithError(window.senders, name);
@@ -2221,9 +2292,19 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
             chat_kind, Py_None, empty_tuple, Py_False, Py_False, Py_False, key,
             number_object,
         };
+        if (read != NULL) {
+            values[3] = fields.text;
+            values[6] = fields.attachments;
+            values[7] = fields.is_deleted;
+            values[8] = fields.is_edited;
+            values[9] = fields.is_location;
+        }
         message = new_message(&context, values);
         ok = message != NULL && PyList_Append(messages, message) == 0;
         plain += ok;
+        if (ok && read != NULL) {
+            media += PyTuple_GET_SIZE(fields.attachments);
+        }
 
     item_done:
         Py_XDECREF(day);
@@ -2236,12 +2317,15 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
         Py_XDECREF(sender);
         Py_XDECREF(key);
         Py_XDECREF(number_object);
+        Py_XDECREF(read);
+        body_fields_clear(&fields);
         if (!ok) {
             goto done;
         }
     }
 
-    result = Py_BuildValue("(Onnnni)", messages, line, continuation, plain, anomalies, broke);
+    result = Py_BuildValue("(Onnnnni)", messages, line, continuation, plain, anomalies, media,
+                           broke);
 
 done:
     Py_XDECREF(messages);
@@ -2290,8 +2374,9 @@ static PyMethodDef speedups_methods[] = {
     {"bulk_messages", speedups_bulk_messages, METH_VARARGS,
      "bulk_messages(parts, line, state, context) -> tuple\n\n"
      "The loop of BulkReader._messages over parts[1:-4]. Returns the messages,\n"
-     "the next line number, the continuation lines, the plain messages, the\n"
-     "clock anomalies, and 1 when it stopped at an invalid date or time."},
+     "the next line number, the continuation lines, the messages built without\n"
+     "ParsedExport._build, the clock anomalies, the attachments, and 1 when it\n"
+     "stopped at an invalid date or time."},
     {NULL, NULL, 0, NULL},
 };
 

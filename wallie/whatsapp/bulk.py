@@ -247,7 +247,7 @@ class BulkReader:
             special_body, sender_system_event, SHORT_NOTICE.fullmatch, MARKER_LAST,
             SHORT_NOTICE_LAST, NOTICE_FIRST, NOTICE_LAST, PLACEHOLDER_LAST,
             NOTICE_WORDS, NOTICE_CASE_TRAPS, ParsedMessage, SHORT_NOTICE_LENGTH,
-            MAX_NOTICE_LENGTH,
+            MAX_NOTICE_LENGTH, export._media, export._link,
         )
 
     def read(self, text: str, state: _Pass) -> Iterator[ParsedMessage]:
@@ -497,10 +497,11 @@ class BulkReader:
           The messages, and None or the line from which the line-aware reading
           takes over, as :meth:`_messages` returns it.
         """
-        messages, line, continuation, plain, anomalies, broke = (
+        messages, line, continuation, plain, anomalies, media, broke = (
             self._speedups.bulk_messages(parts, state.number + 1, state, self._context)
         )
         state.report.clock_anomalies += anomalies
+        state.report.media += media
         return messages, self._end_block(parts, state, line, continuation, plain, broke)
 
     def _end_block(
