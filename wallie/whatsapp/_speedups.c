@@ -262,25 +262,18 @@ sha256_finish(Sha256 *state, unsigned char out[32])
     }
 }
 
-/* Finish the hash and write the digest as 64 hex digits. */
-static void
-sha256_hex(Sha256 *state, char out[64])
+/* A 32-byte digest as a str of 64 hex digits. */
+static PyObject *
+hex_string(const unsigned char digest[32])
 {
     static const char digits[] = "0123456789abcdef";
-    unsigned char digest[32];
-    sha256_finish(state, digest);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[digest[i] >> 4];
-        out[2 * i + 1] = digits[digest[i] & 0xf];
-    }
-}
-
-static PyObject *
-hex_string(const char hex[64])
-{
     PyObject *text = PyUnicode_New(64, 127);
     if (text != NULL) {
-        memcpy(PyUnicode_1BYTE_DATA(text), hex, 64);
+        Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+        for (int i = 0; i < 32; i++) {
+            out[2 * i] = digits[digest[i] >> 4];
+            out[2 * i + 1] = digits[digest[i] & 0xf];
+        }
     }
     return text;
 }
@@ -292,7 +285,6 @@ speedups_sha256_hex(PyObject *module, PyObject *args, PyObject *keywords)
     Py_buffer view;
     int portable = 0;
     Sha256 state;
-    char hex[64];
     if (!PyArg_ParseTupleAndKeywords(args, keywords, "y*|$p:sha256_hex", names, &view,
                                      &portable)) {
         return NULL;
@@ -300,8 +292,9 @@ speedups_sha256_hex(PyObject *module, PyObject *args, PyObject *keywords)
     sha256_start(&state, portable ? sha256_compress : fastest_compress);
     sha256_add(&state, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
-    sha256_hex(&state, hex);
-    return hex_string(hex);
+    unsigned char digest[32];
+    sha256_finish(&state, digest);
+    return hex_string(digest);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1428,11 +1421,10 @@ sha256_add_string(Sha256 *state, PyObject *string)
     return 0;
 }
 
-/* Finish a message key: add U+001F and the occurrence index in decimal to
- * the hash of the key material, as parser.message_key does, and return the
- * hex digest. */
-static PyObject *
-finish_key(Sha256 *state, Py_ssize_t index)
+/* Add U+001F and the occurrence index in decimal to the hash of a key
+ * material, as parser.message_key does before it finishes the hash. */
+static void
+add_index(Sha256 *state, Py_ssize_t index)
 {
     unsigned char tail[24];
     size_t tail_size = 0;
@@ -1447,16 +1439,39 @@ finish_key(Sha256 *state, Py_ssize_t index)
         tail[tail_size++] = (unsigned char)digits[--count];
     }
     sha256_add(state, tail, tail_size);
-    char hex[64];
-    sha256_hex(state, hex);
-    return hex_string(hex);
+}
+
+/* The key of the first occurrence of a key material, whose hash is in
+ * ``state``: SHA-256 of the material, U+001F and "0". Its first bytes tell
+ * materials apart in Occurrences, so the usual message, the first of its
+ * kind, needs one SHA-256 for both. */
+static void
+first_key(const Sha256 *state, unsigned char out[32])
+{
+    Sha256 copy = *state;
+    add_index(&copy, 0);
+    sha256_finish(&copy, out);
+}
+
+/* The message key, in hex, of the occurrence ``index`` of a key material
+ * whose hash is in ``state``. ``first`` is its first_key. */
+static PyObject *
+key_hex(Sha256 *state, Py_ssize_t index, const unsigned char first[32])
+{
+    if (index == 0) {
+        return hex_string(first);
+    }
+    unsigned char digest[32];
+    add_index(state, index);
+    sha256_finish(state, digest);
+    return hex_string(digest);
 }
 
 /* ------------------------------------------------------------------ */
 /* Occurrences                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Bytes of the SHA-256 of a key material kept to tell materials apart. Two
+/* Bytes of a key material's first_key kept to tell materials apart. Two
  * different materials share them with a chance of about 2**-128. */
 #define DIGEST_SIZE 16
 
@@ -1677,7 +1692,7 @@ material_digest(PyObject *material, unsigned char digest[DIGEST_SIZE])
     if (sha256_add_string(&state, material) < 0) {
         return -1;
     }
-    sha256_finish(&state, full);
+    first_key(&state, full);
     memcpy(digest, full, DIGEST_SIZE);
     return 0;
 }
@@ -1712,7 +1727,7 @@ static PyTypeObject OccurrencesType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Occurrences(window)\n\n"
               "The counts of bulk.Occurrences, kept in C. Materials are told apart\n"
-              "by the first 16 bytes of their SHA-256.",
+              "by the first 16 bytes of the key of their first occurrence.",
     .tp_methods = occurrences_methods,
     .tp_new = occurrences_new,
 };
@@ -2275,14 +2290,13 @@ speedups_bulk_messages(PyObject *module, PyObject *args)
             }
             goto item_done;
         }
-        Sha256 material_hash = hash;
-        unsigned char full[32];
-        sha256_finish(&material_hash, full);
-        Py_ssize_t index = occurrences_count(window.occurrences, last_stamp_id, full);
+        unsigned char first[32];
+        first_key(&hash, first);
+        Py_ssize_t index = occurrences_count(window.occurrences, last_stamp_id, first);
         if (index < 0) {
             goto item_done;
         }
-        key = finish_key(&hash, index);
+        key = key_hex(&hash, index, first);
         number_object = PyLong_FromSsize_t(number);
         if (key == NULL || number_object == NULL) {
             goto item_done;
