@@ -1374,6 +1374,43 @@ call_build(const Context *context, Py_ssize_t number, PyObject *stamp, PyObject 
     return message;
 }
 
+/* Encode the characters of a string of one kind as UTF-8 into ``buffer``,
+ * adding it to the hash whenever it fills. A lone surrogate makes the
+ * caller raise the error that str.encode() raises. */
+#define HASH_UTF8(TYPE)                                                            \
+    do {                                                                           \
+        const TYPE *chars = data;                                                  \
+        for (Py_ssize_t i = 0; i < length; i++) {                                  \
+            Py_UCS4 c = chars[i];                                                  \
+            if (used > sizeof(buffer) - 4) {                                       \
+                sha256_add(state, buffer, used);                                   \
+                used = 0;                                                          \
+            }                                                                      \
+            if (c < 0x80) {                                                        \
+                buffer[used++] = (unsigned char)c;                                 \
+            }                                                                      \
+            else if (c < 0x800) {                                                  \
+                buffer[used++] = (unsigned char)(0xC0 | (c >> 6));                 \
+                buffer[used++] = (unsigned char)(0x80 | (c & 0x3F));               \
+            }                                                                      \
+            else if (c < 0x10000) {                                                \
+                if (c >= 0xD800 && c <= 0xDFFF) {                                  \
+                    surrogate = 1;                                                 \
+                    break;                                                         \
+                }                                                                  \
+                buffer[used++] = (unsigned char)(0xE0 | (c >> 12));                \
+                buffer[used++] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));        \
+                buffer[used++] = (unsigned char)(0x80 | (c & 0x3F));               \
+            }                                                                      \
+            else {                                                                 \
+                buffer[used++] = (unsigned char)(0xF0 | (c >> 18));                \
+                buffer[used++] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));       \
+                buffer[used++] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));        \
+                buffer[used++] = (unsigned char)(0x80 | (c & 0x3F));               \
+            }                                                                      \
+        }                                                                          \
+    } while (0)
+
 /* Add the UTF-8 bytes of a string to a hash. Returns -1 with Python's
  * error set for a lone surrogate, which UTF-8 cannot encode. */
 static int
@@ -1384,38 +1421,24 @@ sha256_add_string(Sha256 *state, PyObject *string)
         sha256_add(state, PyUnicode_1BYTE_DATA(string), (size_t)length);
         return 0;
     }
-    int kind = PyUnicode_KIND(string);
     const void *data = PyUnicode_DATA(string);
     unsigned char buffer[256];
     size_t used = 0;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (used > sizeof(buffer) - 4) {
-            sha256_add(state, buffer, used);
-            used = 0;
-        }
-        if (c < 0x80) {
-            buffer[used++] = (unsigned char)c;
-        }
-        else if (c < 0x800) {
-            buffer[used++] = (unsigned char)(0xC0 | (c >> 6));
-            buffer[used++] = (unsigned char)(0x80 | (c & 0x3F));
-        }
-        else if (c < 0x10000) {
-            if (c >= 0xD800 && c <= 0xDFFF) {
-                /* Raise the error that str.encode() raises. */
-                return PyUnicode_AsUTF8AndSize(string, NULL) == NULL ? -1 : 0;
-            }
-            buffer[used++] = (unsigned char)(0xE0 | (c >> 12));
-            buffer[used++] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-            buffer[used++] = (unsigned char)(0x80 | (c & 0x3F));
-        }
-        else {
-            buffer[used++] = (unsigned char)(0xF0 | (c >> 18));
-            buffer[used++] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
-            buffer[used++] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-            buffer[used++] = (unsigned char)(0x80 | (c & 0x3F));
-        }
+    int surrogate = 0;
+    switch (PyUnicode_KIND(string)) {
+    case PyUnicode_1BYTE_KIND:
+        HASH_UTF8(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        HASH_UTF8(Py_UCS2);
+        break;
+    default:
+        HASH_UTF8(Py_UCS4);
+        break;
+    }
+    if (surrogate) {
+        /* Raise the error that str.encode() raises. */
+        return PyUnicode_AsUTF8AndSize(string, NULL) == NULL ? -1 : 0;
     }
     sha256_add(state, buffer, used);
     return 0;
