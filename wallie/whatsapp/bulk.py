@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import datetime
 import functools
+import itertools
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
@@ -250,8 +251,12 @@ class BulkReader:
             MAX_NOTICE_LENGTH, export._media, export._link,
         )
 
-    def read(self, text: str, state: _Pass) -> Iterator[ParsedMessage]:
-        """Yield the messages completed in a block of LF-terminated lines.
+    def read(self, text: str, state: _Pass) -> Iterable[ParsedMessage]:
+        """Return the messages completed in a block of LF-terminated lines.
+
+        With the C functions, most blocks give a list, made at once, so that
+        the caller's ``yield from`` hands each message on without resuming
+        another generator. The other blocks give an iterator.
 
         Parameters:
           text: Whole lines, each ending with LF, without format marks.
@@ -269,8 +274,7 @@ class BulkReader:
             if len(parts) == 1 or None in parts[1::4]:
                 parts = None
         if parts is None:
-            yield from self._export._read_block(text, state)
-            return
+            return self._export._read_block(text, state)
 
         first_line = state.number + 1
         if parts[0]:
@@ -284,19 +288,29 @@ class BulkReader:
         if self._stamp(parts[1], parts[2]) is None:
             # The line-aware reading ends the pending message and reports the
             # header.
-            yield from self._resume(text, first_line, state.number + 1, state)
-            return
+            return self._resume(text, first_line, state.number + 1, state)
 
+        pending = []
         if state.pending is not None:
-            yield self._export._build(*state.pending, "\n".join(state.parts), state)
+            pending.append(self._export._build(*state.pending, "\n".join(state.parts), state))
             state.pending = None
             state.parts = []
 
-        if self._speedups is not None:
-            messages, resume = self._c_messages(parts, state)
-            yield from messages
-        else:
-            resume = yield from self._messages(parts, state)
+        if self._speedups is None:
+            return itertools.chain(pending, self._python_messages(text, first_line, parts, state))
+
+        messages, resume = self._c_messages(parts, state)
+        if pending:
+            messages[:0] = pending
+        if resume is None:
+            return messages
+        return itertools.chain(messages, self._resume(text, first_line, resume, state))
+
+    def _python_messages(
+        self, text: str, first_line: int, parts: list[str], state: _Pass
+    ) -> Iterator[ParsedMessage]:
+        """Yield the messages of a split block from the Python loop, then the rest."""
+        resume = yield from self._messages(parts, state)
         if resume is not None:
             yield from self._resume(text, first_line, resume, state)
 
