@@ -1791,10 +1791,19 @@ typedef struct {
     int d_space;  /* "d " in body or "D " in body */
 } Ends;
 
+/* The ASCII characters that ends_of looks at: most characters of a body
+ * are none of them, and one table lookup rules them out. */
+static const unsigned char BODY_MARKS[128] = {
+    ['\n'] = 1, [':'] = 1, ['g'] = 1, ['G'] = 1, ['d'] = 1, ['D'] = 1,
+};
+
 #define SCAN_BODY(TYPE)                                                            \
     do {                                                                           \
         const TYPE *c = data;                                                      \
         for (Py_ssize_t i = 0; i < n; i++) {                                       \
+            if (c[i] >= 128 || !BODY_MARKS[c[i]]) {                                \
+                continue;                                                          \
+            }                                                                      \
             switch (c[i]) {                                                        \
             case '\n':                                                             \
                 ends.newline = 1;                                                  \
