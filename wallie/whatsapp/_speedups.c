@@ -262,17 +262,28 @@ sha256_finish(Sha256 *state, unsigned char out[32])
     }
 }
 
+/* The two hex digits of every byte, filled in when the module loads. */
+static char hex_pairs[256][2];
+
+static void
+fill_hex_pairs(void)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 256; i++) {
+        hex_pairs[i][0] = digits[i >> 4];
+        hex_pairs[i][1] = digits[i & 0xf];
+    }
+}
+
 /* A 32-byte digest as a str of 64 hex digits. */
 static PyObject *
 hex_string(const unsigned char digest[32])
 {
-    static const char digits[] = "0123456789abcdef";
     PyObject *text = PyUnicode_New(64, 127);
     if (text != NULL) {
         Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
         for (int i = 0; i < 32; i++) {
-            out[2 * i] = digits[digest[i] >> 4];
-            out[2 * i + 1] = digits[digest[i] & 0xf];
+            memcpy(out + 2 * i, hex_pairs[digest[i]], 2);
         }
     }
     return text;
@@ -2449,6 +2460,7 @@ PyInit__speedups(void)
         || intern_constant(&colon_space, ": ") < 0) {
         return NULL;
     }
+    fill_hex_pairs();
     empty_tuple = PyTuple_New(0);
     if (empty_tuple == NULL) {
         return NULL;
