@@ -104,6 +104,53 @@ def test_overlapping_export_adds_only_new_messages(
     assert Message.select().count() == 42
 
 
+def test_later_export_under_other_name_joins_its_chat(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given an export of the first 30 lines, then a later one from line 10 on,
+    # saved under file names that do not name the chat
+    lines = sample_lines()
+    user, _ = get_or_create_user("sam@example.com")
+    early = import_whatsapp(user, write_chat(tmp_path / "a", lines[:30], "chat.txt"),
+                            settings, me="Sam Carter")
+    later = import_whatsapp(user, write_chat(tmp_path / "b", lines[10:], "cont.txt"),
+                            settings, me="Sam Carter")
+
+    # Then the later export continues the same chat and adds only new messages
+    assert later.conversation_id == early.conversation_id
+    assert Conversation.select().count() == 1
+    assert later.stats["duplicates_skipped"] == early.stats["parsed_messages"] - 10
+    assert Message.select().count() == 42
+
+
+def test_chat_sharing_one_message_stays_apart(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given two chats with the same contact, saved under file names that do
+    # not name them, which share only one message word for word
+    user, _ = get_or_create_user("sam@example.com")
+    shared = "12/03/2024, 09:00 - Sam Carter: ok\n"
+    first = [shared] + [
+        f"12/03/2024, 10:{minute:02d} - Ana: first chat {minute}\n" for minute in range(20)
+    ]
+    second = [shared] + [
+        f"13/03/2024, 11:{minute:02d} - Ana: second chat {minute}\n" for minute in range(20)
+    ]
+    first_import = import_whatsapp(
+        user, write_chat(tmp_path / "a", first, "one.txt"), settings, me="Sam Carter"
+    )
+
+    # When the second is imported
+    second_import = import_whatsapp(
+        user, write_chat(tmp_path / "b", second, "two.txt"), settings, me="Sam Carter"
+    )
+
+    # Then it is a chat of its own, and its copy of the shared message stays
+    assert second_import.conversation_id != first_import.conversation_id
+    assert second_import.stats["messages"] == 21
+    assert Message.select().count() == 42
+
+
 def test_directions_follow_me(settings: Settings, db: peewee.Database, tmp_path: Path
                               ) -> None:
     user, _ = get_or_create_user("sam@example.com")

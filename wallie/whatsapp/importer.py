@@ -14,7 +14,9 @@ Design:
   stored, so importing the same file again, or a later export that overlaps
   it, adds only the new messages. A copy of a file imported before, under
   any name, goes into the same conversation, and a new reading of it
-  replaces the earlier one (see :mod:`wallie.whatsapp.reimport`). A batch's
+  replaces the earlier one (see :mod:`wallie.whatsapp.reimport`). A later
+  export under a file name that does not name the chat goes into the chat
+  that already contains its messages (:func:`_overlapping_conversation`). A batch's
   messages and attachments share one transaction, and writer threads store
   batches while the next ones are built from the spool. A message's ``external_id`` is the conversation id
   and the parser's message key: the key alone would merge two chats in which
@@ -46,7 +48,7 @@ import os
 import pickle
 import re
 import tempfile
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -59,7 +61,14 @@ import peewee
 
 from wallie.db.fields import utcnow
 from wallie.db.models import Attachment as AttachmentRow
-from wallie.db.models import Contact, Conversation, Import, Message, User
+from wallie.db.models import (
+    Contact,
+    Conversation,
+    ConversationParticipant,
+    Import,
+    Message,
+    User,
+)
 from wallie.errors import NotFound, WallieError
 from wallie.logging import get_logger
 from wallie.settings import Settings
@@ -82,6 +91,21 @@ from wallie.whatsapp import (
 from wallie.whatsapp.reimport import plan_reimport, replace_imports
 
 logger = get_logger(__name__)
+
+#: Message keys sampled from each end of an export, and at most as many in
+#: between, to find the chat an export continues.
+SAMPLE_KEYS = 64
+
+#: Messages between two keys sampled from the middle of an export, before
+#: the sample is thinned to ``SAMPLE_KEYS``.
+SAMPLE_EVERY = 1024
+
+#: Sampled keys an existing chat must contain for an export under another name
+#: to be imported into it.
+OVERLAP_KEYS = 3
+
+#: Query parameters per lookup of sampled keys, below SQLite's limit.
+OVERLAP_PARAMETERS = 900
 
 #: Channel name of WhatsApp conversations and messages.
 CHANNEL = "whatsapp"
@@ -163,6 +187,7 @@ class Survey:
     date_order_source: str = ""
     unparsed_lines: int = 0
     unparsed_samples: list[dict[str, Any]] = field(default_factory=list)
+    sample_keys: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +335,15 @@ def survey(
     """
     found = Survey(source=chat.source)
     pending: list[tuple[Any, ...]] = []
+    first_keys: list[str] = []
+    spread_keys: list[str] = []
+    last_keys: deque[str] = deque(maxlen=SAMPLE_KEYS)
     for message in chat.messages():
+        if len(first_keys) < SAMPLE_KEYS:
+            first_keys.append(message.key)
+        elif found.total % SAMPLE_EVERY == 0:
+            spread_keys.append(message.key)
+        last_keys.append(message.key)
         if spool is not None:
             pending.append(_pack(message))
             if len(pending) == BATCH_SIZE:
@@ -338,6 +371,8 @@ def survey(
     found.date_order_source = chat.date_order_source
     found.unparsed_lines = report.unparsed_lines
     found.unparsed_samples = [asdict(sample) for sample in report.unparsed_samples]
+    step = max(1, len(spread_keys) // SAMPLE_KEYS)
+    found.sample_keys = list(dict.fromkeys([*first_keys, *spread_keys[::step], *last_keys]))
     return found
 
 
@@ -563,11 +598,75 @@ def _new_conversation(
     title = chat_name(path) if len(others) != 1 else others[0]
     is_group = len(found.participants) > 2
     other_ids = [cid for cid in contacts.values() if cid != self_id]
+    key = conversation_key(chat_name(Path(name)), found.participants)
+    known = Conversation.get_or_none(
+        (Conversation.user == user) & (Conversation.channel == CHANNEL)
+        & (Conversation.external_id == key)
+    )
+    if known is None:
+        known = _overlapping_conversation(user, other_ids, found.sample_keys)
+        if known is not None:
+            logger.info(
+                "Export %s for user %s shares messages with conversation %s; "
+                "importing into it.", name, user.id, known.id,
+            )
+            return known
     return upsert_conversation(
-        user, CHANNEL, conversation_key(chat_name(Path(name)), found.participants),
-        title=title[:500], is_group=is_group,
+        user, CHANNEL, key, title=title[:500], is_group=is_group,
         contact=Contact.get_by_id(other_ids[0]) if len(other_ids) == 1 else None,
     )
+
+
+def _overlapping_conversation(
+    user: User, other_ids: list[int], keys: list[str]
+) -> Conversation | None:
+    """Return the WhatsApp chat that already contains messages of this export, if any.
+
+    A later export of a chat under a file name that does not name the chat
+    gets another conversation key. Its messages still have the keys they
+    had in the earlier export. So the chat is the conversation, among those
+    with one of the export's other participants, that contains the most of
+    the sampled keys, with at least ``OVERLAP_KEYS`` of them (fewer for a tiny
+    export), so that one message that two chats happen to share does not
+    join them.
+    """
+    if not other_ids or not keys:
+        return None
+
+    candidates = [
+        row.conversation_id
+        for row in ConversationParticipant.select(ConversationParticipant.conversation)
+        .join(Conversation)
+        .where(
+            (ConversationParticipant.user == user)
+            & ConversationParticipant.contact.in_(other_ids)
+            & (Conversation.channel == CHANNEL)
+        )
+        .distinct()
+    ]
+    counts: Counter[int] = Counter()
+    # External ids are "<conversation id>:<message key>". A few conversations
+    # per query keep the parameter list short.
+    per_query = max(1, OVERLAP_PARAMETERS // len(keys))
+    for start in range(0, len(candidates), per_query):
+        ids = [f"{cid}:{key}" for cid in candidates[start : start + per_query] for key in keys]
+        query = (
+            Message.select(Message.conversation, peewee.fn.COUNT(Message.id).alias("shared"))
+            .where(
+                (Message.user == user) & (Message.channel == CHANNEL)
+                & Message.external_id.in_(ids)
+            )
+            .group_by(Message.conversation)
+        )
+        for row in query:
+            counts[row.conversation_id] = row.shared
+    if not counts:
+        return None
+
+    best, shared = counts.most_common(1)[0]
+    if shared < min(OVERLAP_KEYS, len(keys)):
+        return None
+    return Conversation.get_by_id(best)
 
 
 def _is_zip(path: Path) -> bool:
