@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -12,9 +14,11 @@ import click
 
 from wallie.broker import run_embedded
 from wallie.db.models import Reminder, User
-from wallie.knowledge.documents import import_document
+from wallie.knowledge.documents import DocumentError, import_document
+from wallie.logging import get_logger
 from wallie.knowledge.uploads import stage_upload
 from wallie.storage import get_or_create_user
+from wallie.whatsapp.errors import WhatsAppError
 from wallie.whatsapp.importer import (
     ImportResult,
     MeRequiredError,
@@ -24,6 +28,8 @@ from wallie.whatsapp.importer import (
 
 from .common import RET_USAGE, CliContext, echo_json, fail, json_option, pass_context
 from .leads import leads_list_command, reminders_list_command
+
+logger = get_logger(__name__)
 
 #: Keys of ``import whatsapp --json``, in the order the text output uses.
 SUMMARY_KEYS = (
@@ -70,17 +76,46 @@ def ensure_user(obj: CliContext, email: str) -> User:
     With Redis, the broker is reached first, so an unreachable Redis stops
     the command before it creates a user or copies an upload.
     """
+    user, created = _get_user(obj, email)
+    if created:
+        _announce(user)
+    return user
+
+
+@contextmanager
+def import_user(obj: CliContext, email: str) -> Iterator[User]:
+    """Yield the user with ``email`` for an import that runs in this process.
+
+    A user created here is deleted again when the file is rejected: not an
+    export, an unknown ``--me``, a date order the file rules out, or an
+    unreadable document. So a rejected file stores nothing. The notice of a
+    new user follows an import that succeeded.
+    """
+    user, created = _get_user(obj, email)
+    try:
+        yield user
+    except (WhatsAppError, MeRequiredError, DocumentError, SystemExit):
+        if created:
+            User.delete().where(User.id == user.id).execute()
+            logger.info("Deleted user %s, created for an import that was rejected.", user.id)
+        raise
+    if created:
+        _announce(user)
+
+
+def _get_user(obj: CliContext, email: str) -> tuple[User, bool]:
     obj.ensure_schema()
     if not obj.embedded:
         obj.broker.client.ping()
-    user, created = get_or_create_user(email, time_zone=obj.settings.default_time_zone)
-    if created:
-        click.echo(
-            f"Created user {user.email} with time zone {user.time_zone}; "
-            "change it in the web app if it is wrong.",
-            err=True,
-        )
-    return user
+    return get_or_create_user(email, time_zone=obj.settings.default_time_zone)
+
+
+def _announce(user: User) -> None:
+    click.echo(
+        f"Created user {user.email} with time zone {user.time_zone}; "
+        "change it in the web app if it is wrong.",
+        err=True,
+    )
 
 
 class _Progress:
@@ -224,12 +259,12 @@ def whatsapp_command(obj: CliContext, path: Path, email: str, me: str | None,
     Without REDIS_URL the import and the analysis run in this process; with
     it, the file is copied under WALLIE_HOME/uploads/users/ID and a worker imports it.
     """
-    user = ensure_user(obj, email)
     if not obj.embedded:
-        _enqueue(obj, user, path, as_json, me=me, date_order=date_order)
+        _enqueue(obj, ensure_user(obj, email), path, as_json, me=me, date_order=date_order)
         return
 
-    document = summary(_run_whatsapp(obj, user, path, me, date_order))
+    with import_user(obj, email) as user:
+        document = summary(_run_whatsapp(obj, user, path, me, date_order))
     if as_json:
         echo_json(document)
     else:
@@ -256,12 +291,12 @@ def _enqueue(obj: CliContext, user: User, path: Path, as_json: bool, **options: 
 def document_command(obj: CliContext, path: Path, email: str, as_json: bool) -> None:
     """Import PATH for --user: text, Markdown, PDF, DOCX or CSV become knowledge,
     CSV contact lists and vCard (.vcf) files become contacts."""
-    user = ensure_user(obj, email)
     if not obj.embedded:
-        _enqueue(obj, user, path, as_json)
+        _enqueue(obj, ensure_user(obj, email), path, as_json)
         return
 
-    result = import_document(user, path)
+    with import_user(obj, email) as user:
+        result = import_document(user, path)
     if as_json:
         echo_json(result.as_dict())
     elif result.kind == "contacts":

@@ -90,6 +90,9 @@ def test_whatsapp_unclear_me_lists_participants(
     assert "Set --me to one of: '+14155550132', 'Ana Souza', 'Sam Carter'" in result.stderr
     assert Message.select().count() == 0
     assert Contact.select().count() == 0
+    # The user was created for this import only, so it went with it.
+    assert User.select().count() == 0
+    assert "Created user" not in result.stderr
 
 
 def test_whatsapp_not_an_export(runner: CliRunner, cli_env: Settings, tmp_path: Path
@@ -103,6 +106,50 @@ def test_whatsapp_not_an_export(runner: CliRunner, cli_env: Settings, tmp_path: 
     assert result.exit_code == 1
     assert "is not a WhatsApp chat export" in result.stderr
     assert Import.select().count() == 0
+    assert User.select().count() == 0
+
+
+def test_rejected_file_keeps_existing_user(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    # Given a user who exists before the import
+    runner.invoke(cli, ["db", "migrate"])
+    get_or_create_user(EMAIL, name="Sam Carter")
+    path = tmp_path / "notes.txt"
+    path.write_text("Call Ana on Monday\n", encoding="utf-8")
+
+    # When a file that is not an export is imported for them
+    result = runner.invoke(cli, ["import", "whatsapp", str(path), "--user", EMAIL])
+
+    # Then the import fails and the user stays
+    assert result.exit_code == 1
+    assert User.select().where(User.email == EMAIL).count() == 1
+
+
+def test_rejected_date_order_stores_nothing(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "WhatsApp Chat with Ana.txt"
+    path.write_text("25/01/2024, 09:00 - Ana: Hi\n", encoding="utf-8")
+
+    result = runner.invoke(cli, ["import", "whatsapp", str(path), "--user", EMAIL,
+                                 "--me", "Ana", "--date-order", "mdy"])
+
+    assert result.exit_code != 0
+    assert "first number above 12" in result.stderr
+    assert User.select().count() == 0
+
+
+def test_rejected_document_stores_nothing(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "slides.key"
+    path.write_bytes(b"\x00\x01binary")
+
+    result = runner.invoke(cli, ["import", "document", str(path), "--user", EMAIL])
+
+    assert result.exit_code != 0
+    assert User.select().count() == 0
 
 
 @pytest.mark.parametrize(
