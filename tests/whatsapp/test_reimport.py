@@ -16,6 +16,7 @@ from wallie.db.models import (
     Conversation,
     Entity,
     Import,
+    LeadScore,
     Message,
     Reminder,
     User,
@@ -266,6 +267,45 @@ def test_other_me_replaces_import(
     assert again.stats["replaced"][0]["me"] == "Ana Souza"
     assert Message.select().count() == first.stats["parsed_messages"]
     assert {message.sender_id for message in outbound} == {sam.id}
+
+
+def test_other_me_hands_over_own_contact(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given a chat imported with the wrong participant as the user, whose
+    # analysis scored the right one as a lead
+    user = british_user()
+    path = write_chat(tmp_path, sample_lines())
+    first = import_whatsapp(user, path, settings, me="Ana Souza")
+    sam = Contact.get(Contact.name == "Sam Carter")
+    LeadScore.create(user=user, contact=sam, conversation=first.conversation_id, score=70)
+
+    # When it is imported again with the right one
+    import_whatsapp(user, path, settings, me="Sam Carter")
+
+    # Then Sam is the user's own contact, Ana is not, and Sam has no score
+    assert Contact.get_by_id(sam.id).is_self
+    assert not Contact.get(Contact.name == "Ana Souza").is_self
+    assert LeadScore.select().where(LeadScore.contact == sam).count() == 0
+
+
+def test_other_me_keeps_own_contact_of_other_chats(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given Ana as the user in another chat, and in this one by mistake
+    user = british_user()
+    other = ["14/02/2024, 09:00 - Ana Souza: hello Ben\n",
+             "14/02/2024, 09:01 - Ben Okafor: hi Ana\n"]
+    import_whatsapp(user, write_chat(tmp_path / "other", other), settings, me="Ana Souza")
+    path = write_chat(tmp_path, sample_lines())
+    import_whatsapp(user, path, settings, me="Ana Souza")
+
+    # When this chat is imported again with Sam as the user
+    import_whatsapp(user, path, settings, me="Sam Carter")
+
+    # Then Ana stays the user's own contact, for the other chat
+    assert Contact.get(Contact.name == "Ana Souza").is_self
+    assert Contact.get(Contact.name == "Sam Carter").is_self
 
 
 def test_batch_import_replaces_import(

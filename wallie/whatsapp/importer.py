@@ -569,7 +569,7 @@ def _store_plan(
     stats["plan"] = plan.to_json()
     try:
         replaced = replace_imports(settings, user.id, row.id, reimport.replace,
-                                   conversation.id)
+                                   conversation.id, self_id)
     except BaseException as error:
         _fail(row.id, error)
         raise

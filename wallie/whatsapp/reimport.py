@@ -16,7 +16,9 @@ how the earlier import read it:
 - With another date order or another participant as the user, the earlier
   import read the file wrongly. Its messages, with their attachments (and
   media files), reminders and entities, are deleted before the new ones are
-  stored, and its row is marked ``replaced``. Contacts stay.
+  stored, and its row is marked ``replaced``. Contacts stay; when the user
+  was another participant, the contacts swap their roles (see
+  :func:`replace_imports`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wallie.db.models import Attachment, Conversation, Import, Message
+from wallie.db.models import Attachment, Contact, Conversation, Import, LeadScore, Message
 from wallie.logging import get_logger
 from wallie.settings import Settings
 
@@ -82,19 +84,20 @@ def earlier_imports(user_id: int, sha256: str) -> list[EarlierImport]:
         )
         .order_by(Import.id)
     )
-    found = []
-    for row in rows:
-        plan = row.stats.get("plan") or {}
-        found.append(EarlierImport(
-            import_id=row.id,
-            status=row.status,
-            date_order=row.stats.get("date_order", ""),
-            me=row.stats.get("me", ""),
-            self_contact_id=plan.get("self_contact_id"),
-            conversation_id=plan.get("conversation_id"),
-        ))
+    return [_earlier(row) for row in rows]
 
-    return found
+
+def _earlier(row: Import) -> EarlierImport:
+    """Return what an ``Import`` row of a WhatsApp import records."""
+    plan = row.stats.get("plan") or {}
+    return EarlierImport(
+        import_id=row.id,
+        status=row.status,
+        date_order=row.stats.get("date_order", ""),
+        me=row.stats.get("me", ""),
+        self_contact_id=plan.get("self_contact_id"),
+        conversation_id=plan.get("conversation_id"),
+    )
 
 
 def plan_reimport(
@@ -135,8 +138,14 @@ def replace_imports(
     import_id: int,
     earlier: list[EarlierImport],
     conversation_id: int,
+    self_contact_id: int,
 ) -> list[dict[str, Any]]:
     """Delete the messages of each ``earlier`` import and mark it replaced.
+
+    When an earlier import took another participant as the user, that
+    participant's contact stops being the user's own (unless another import
+    still takes it so), and the lead scores that the chat gave the contact
+    who is now the user are deleted: the user is never scored.
 
     Returns:
       One entry per replaced import: its id, date order, participant who
@@ -153,6 +162,9 @@ def replace_imports(
             Import.update(status=REPLACED, stats=stats).where(
                 Import.id == old.import_id
             ).execute()
+            if old.self_contact_id not in (None, self_contact_id):
+                _hand_over_self(user_id, import_id, old.self_contact_id, self_contact_id,
+                                conversation_id)
 
         logger.info(
             "Import %s replaced import %s, which read the dates in %s order with "
@@ -170,6 +182,40 @@ def replace_imports(
         })
 
     return replaced
+
+
+def _hand_over_self(
+    user_id: int,
+    import_id: int,
+    old_self: int,
+    new_self: int,
+    conversation_id: int,
+) -> None:
+    """Make ``new_self`` the user's contact in place of ``old_self`` for a chat.
+
+    ``old_self`` stays the user's own contact while another import that is
+    not replaced takes it as the user.
+    """
+    others = Import.select().where(
+        (Import.user == user_id) & (Import.kind == "whatsapp") & (Import.id != import_id)
+        & (Import.status != REPLACED)
+    )
+    still_self = any(_earlier(row).self_contact_id == old_self for row in others)
+    if not still_self:
+        Contact.update(is_self=False).where(
+            (Contact.id == old_self) & (Contact.user == user_id)
+        ).execute()
+    scores = LeadScore.delete().where(
+        (LeadScore.user == user_id)
+        & (LeadScore.contact == new_self)
+        & (LeadScore.conversation == conversation_id)
+    ).execute()
+    logger.info(
+        "Contact %s is the user in conversation %s instead of contact %s%s; "
+        "deleted %d lead scores of contact %s.",
+        new_self, conversation_id, old_self,
+        "" if still_self else ", which is no longer the user's own", scores, new_self,
+    )
 
 
 def delete_import_messages(
