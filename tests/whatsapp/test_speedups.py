@@ -1023,3 +1023,31 @@ def test_invalid_c_parser_setting_names_variable(
     # When / Then: reading the settings fails and names the variable.
     with pytest.raises(ConfigurationError, match="WALLIE_WHATSAPP_C_PARSER='fast'"):
         load_settings()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 64])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xef\xbb\xbf",
+        b"\xef\xbb\xbfa\nb",
+        b"a\r\nb\r",
+        b"ab",
+        "\ufeffx\n\ufeffy\r\n".encode(),
+    ],
+)
+def test_utf8_blocks_decode_like_the_codec(data: bytes, size: int) -> None:
+    # Given: a UTF-8 file, with or without a byte-order mark, read in blocks
+    # of a few bytes.
+    def opener() -> io.BytesIO:
+        return io.BytesIO(data)
+
+    # When: its blocks are read undecoded, then decoded one by one.
+    blocks = list(source.read_utf8_blocks(opener, size))
+    text = "".join(source.decode_utf8_block(block, opener, "chat.txt") for block in blocks)
+
+    # Then: the text is what the utf-8-sig codec gives, and every block but
+    # the last ends with a line ending.
+    assert text == data.decode("utf-8-sig")
+    assert all(block.endswith((b"\n", b"\r")) for block in blocks[:-1])

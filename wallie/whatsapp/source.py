@@ -169,13 +169,13 @@ def read_utf8_blocks(opener: Opener, size: int | None = None) -> Iterator[bytes]
     """
     size = size or BLOCK_SIZE
     with opener() as stream:
-        carry: list[bytes] = []
-        first = True
+        head = b""
+        while len(head) < len(codecs.BOM_UTF8) and (
+            more := stream.read(len(codecs.BOM_UTF8) - len(head))
+        ):
+            head += more
+        carry: list[bytes] = [] if head == codecs.BOM_UTF8 else [head]
         while chunk := stream.read(size):
-            if first:
-                first = False
-                if chunk.startswith(codecs.BOM_UTF8):
-                    chunk = chunk[len(codecs.BOM_UTF8) :]
             cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r", 0, len(chunk) - 1)) + 1
             if cut == 0:
                 carry.append(chunk)
