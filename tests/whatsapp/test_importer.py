@@ -151,6 +151,111 @@ def test_chat_sharing_one_message_stays_apart(
     assert Message.select().count() == 42
 
 
+def numbered_lines(count: int) -> list[str]:
+    """Return ``count`` lines of a chat between Ana and Sam Carter, 7 minutes apart."""
+    start = datetime.datetime(2024, 3, 1, 9, 0)
+    lines = []
+    for number in range(count):
+        sent = start + datetime.timedelta(minutes=7 * number)
+        sender = "Sam Carter" if number % 2 else "Ana"
+        lines.append(f"{sent:%d/%m/%Y, %H:%M} - {sender}: message {number}\n")
+    return lines
+
+
+def test_wider_later_export_joins_chat(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given an export of messages 100 to 199 of a chat, saved as chat.txt
+    lines = numbered_lines(300)
+    user, _ = get_or_create_user("sam@example.com")
+    early = import_whatsapp(user, write_chat(tmp_path / "a", lines[100:200], "chat.txt"),
+                            settings, me="Sam Carter")
+
+    # When a later export of all 300 messages is imported as cont.txt
+    later = import_whatsapp(user, write_chat(tmp_path / "b", lines, "cont.txt"),
+                            settings, me="Sam Carter")
+
+    # Then it continues the same chat and stores only the 200 new messages
+    assert later.conversation_id == early.conversation_id
+    assert Conversation.select().count() == 1
+    assert later.stats["messages"] == 200
+    assert later.stats["duplicates_skipped"] == 100
+    assert Message.select().count() == 300
+
+
+def forwarded_lines() -> list[str]:
+    """Return three messages that Sam Carter forwarded to several chats at once."""
+    return [f"05/03/2024, 12:00 - Sam Carter: Price list, part {part}\n" for part in range(3)]
+
+
+def test_group_export_sharing_forwards_stays_apart(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given a chat with Bob, and a group with Bob and Ana saved as chat.txt,
+    # to both of which Sam forwarded the same three messages at once
+    user, _ = get_or_create_user("sam@example.com")
+    direct = ["04/03/2024, 10:00 - Bob: hi Sam\n", *forwarded_lines(),
+              "05/03/2024, 12:05 - Bob: thanks\n"]
+    group = ["01/03/2024, 08:00 - Ana: welcome\n", "01/03/2024, 08:01 - Bob: hello all\n",
+             *forwarded_lines(), "05/03/2024, 12:10 - Ana: great\n"]
+    bob_path = write_chat(tmp_path / "a", direct, "WhatsApp Chat with Bob.txt")
+    bob = import_whatsapp(user, bob_path, settings, me="Sam Carter")
+
+    # When the group is imported
+    team = import_whatsapp(user, write_chat(tmp_path / "b", group, "chat.txt"), settings,
+                           me="Sam Carter")
+
+    # Then the group is a chat of its own with all of its messages
+    assert team.conversation_id != bob.conversation_id
+    assert team.stats["messages"] == 6
+    assert team.stats["duplicates_skipped"] == 0
+    assert Conversation.get_by_id(team.conversation_id).is_group
+
+
+def test_chat_sharing_forwards_with_group_stays_apart(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given a group with Bob and Ana, then a chat with Bob saved as chat.txt,
+    # to both of which Sam forwarded the same three messages at once
+    user, _ = get_or_create_user("sam@example.com")
+    group = ["01/03/2024, 08:00 - Ana: welcome\n", "01/03/2024, 08:01 - Bob: hello all\n",
+             *forwarded_lines()]
+    direct = ["04/03/2024, 10:00 - Bob: hi Sam\n", *forwarded_lines()]
+    team_path = write_chat(tmp_path / "a", group, "WhatsApp Chat with Team.txt")
+    team = import_whatsapp(user, team_path, settings, me="Sam Carter")
+
+    # When the chat with Bob is imported
+    bob = import_whatsapp(user, write_chat(tmp_path / "b", direct, "chat.txt"), settings,
+                          me="Sam Carter")
+
+    # Then it is a chat of its own with all of its messages
+    assert bob.conversation_id != team.conversation_id
+    assert bob.stats["messages"] == 4
+    assert not Conversation.get_by_id(bob.conversation_id).is_group
+
+
+def test_groups_sharing_forwards_stay_apart(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given two groups with Bob, to both of which Sam forwarded the same
+    # three messages at once, the second saved as chat.txt
+    user, _ = get_or_create_user("sam@example.com")
+    first = ["01/03/2024, 08:00 - Ana: welcome\n", "01/03/2024, 08:01 - Bob: hello\n",
+             *forwarded_lines()]
+    second = ["02/03/2024, 08:00 - Lia: hi all\n", "02/03/2024, 08:01 - Bob: hey\n",
+              *forwarded_lines()]
+    sales_path = write_chat(tmp_path / "a", first, "WhatsApp Chat with Sales.txt")
+    sales = import_whatsapp(user, sales_path, settings, me="Sam Carter")
+
+    # When the second group is imported
+    other = import_whatsapp(user, write_chat(tmp_path / "b", second, "chat.txt"), settings,
+                            me="Sam Carter")
+
+    # Then it is a chat of its own with all of its messages
+    assert other.conversation_id != sales.conversation_id
+    assert other.stats["messages"] == 5
+
+
 def test_directions_follow_me(settings: Settings, db: peewee.Database, tmp_path: Path
                               ) -> None:
     user, _ = get_or_create_user("sam@example.com")

@@ -92,13 +92,10 @@ from wallie.whatsapp.reimport import plan_reimport, replace_imports
 
 logger = get_logger(__name__)
 
-#: Message keys sampled from each end of an export, and at most as many in
-#: between, to find the chat an export continues.
+#: Message keys sampled from each end of an export, to find the chat an
+#: export continues. Between ``SAMPLE_KEYS`` and twice as many more are
+#: sampled at even steps over the whole export.
 SAMPLE_KEYS = 64
-
-#: Messages between two keys sampled from the middle of an export, before
-#: the sample is thinned to ``SAMPLE_KEYS``.
-SAMPLE_EVERY = 1024
 
 #: Sampled keys an existing chat must contain for an export under another name
 #: to be imported into it.
@@ -187,7 +184,7 @@ class Survey:
     date_order_source: str = ""
     unparsed_lines: int = 0
     unparsed_samples: list[dict[str, Any]] = field(default_factory=list)
-    sample_keys: list[str] = field(default_factory=list)
+    sample_keys: dict[str, tuple[str, str | None] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,15 +332,21 @@ def survey(
     """
     found = Survey(source=chat.source)
     pending: list[tuple[Any, ...]] = []
-    first_keys: list[str] = []
-    spread_keys: list[str] = []
-    last_keys: deque[str] = deque(maxlen=SAMPLE_KEYS)
+    first: list[ParsedMessage] = []
+    spread: list[ParsedMessage] = []
+    spread_step = 1
+    last: deque[ParsedMessage] = deque(maxlen=SAMPLE_KEYS)
     for message in chat.messages():
-        if len(first_keys) < SAMPLE_KEYS:
-            first_keys.append(message.key)
-        elif found.total % SAMPLE_EVERY == 0:
-            spread_keys.append(message.key)
-        last_keys.append(message.key)
+        if len(first) < SAMPLE_KEYS:
+            first.append(message)
+        if found.total % spread_step == 0:
+            spread.append(message)
+            # Dropping every other message and doubling the step keeps the
+            # sample even over the whole export, however long it grows.
+            if len(spread) == 2 * SAMPLE_KEYS:
+                del spread[1::2]
+                spread_step *= 2
+        last.append(message)
         if spool is not None:
             pending.append(_pack(message))
             if len(pending) == BATCH_SIZE:
@@ -371,8 +374,11 @@ def survey(
     found.date_order_source = chat.date_order_source
     found.unparsed_lines = report.unparsed_lines
     found.unparsed_samples = [asdict(sample) for sample in report.unparsed_samples]
-    step = max(1, len(spread_keys) // SAMPLE_KEYS)
-    found.sample_keys = list(dict.fromkeys([*first_keys, *spread_keys[::step], *last_keys]))
+    found.sample_keys = {
+        message.key: None if message.kind == "system"
+        else (message.sender or "", message.sender_phone)
+        for message in (*first, *spread, *last)
+    }
     return found
 
 
@@ -604,7 +610,11 @@ def _new_conversation(
         & (Conversation.external_id == key)
     )
     if known is None:
-        known = _overlapping_conversation(user, other_ids, found.sample_keys)
+        own = (self_sender.display, self_sender.phone)
+        sample = {
+            message_key: sender == own for message_key, sender in found.sample_keys.items()
+        }
+        known = _overlapping_conversation(user, other_ids, sample, is_group)
         if known is not None:
             logger.info(
                 "Export %s for user %s shares messages with conversation %s; "
@@ -618,7 +628,7 @@ def _new_conversation(
 
 
 def _overlapping_conversation(
-    user: User, other_ids: list[int], keys: list[str]
+    user: User, other_ids: list[int], sample: dict[str, bool], is_group: bool
 ) -> Conversation | None:
     """Return the WhatsApp chat that already contains messages of this export, if any.
 
@@ -626,47 +636,76 @@ def _overlapping_conversation(
     gets another conversation key. Its messages still have the keys they
     had in the earlier export. So the chat is the conversation, among those
     with one of the export's other participants, that contains the most of
-    the sampled keys, with at least ``OVERLAP_KEYS`` of them (fewer for a tiny
-    export), so that one message that two chats happen to share does not
-    join them.
+    the sampled keys. It must contain at least ``OVERLAP_KEYS`` of them
+    (fewer for a tiny export), so one message that two chats happen to share
+    does not join them.
+
+    The user can forward the same messages to several chats in the same
+    minute, which gives them the same keys there. So unless the export and
+    the conversation are both chats with one contact, and thus the same
+    chat, at least one shared key must be of a message that the user did
+    not send.
+
+    Parameters:
+      user: The owner.
+      other_ids: Contacts of the export's participants other than the user.
+      sample: Sampled message keys, each mapped to whether the user sent it.
+      is_group: Whether the export is of a group.
+
+    NOTE: the sample covers the export at even steps of a 64th to a 128th
+    of its length, besides both ends. An earlier export shorter than about
+    three such steps that lies wholly inside this one can be missed, and
+    its messages are then stored a second time in a new conversation.
     """
-    if not other_ids or not keys:
+    if not other_ids or not sample:
         return None
 
-    candidates = [
-        row.conversation_id
-        for row in ConversationParticipant.select(ConversationParticipant.conversation)
-        .join(Conversation)
+    candidates = {
+        row.id: row.is_group
+        for row in Conversation.select(Conversation.id, Conversation.is_group)
+        .join(ConversationParticipant)
         .where(
             (ConversationParticipant.user == user)
             & ConversationParticipant.contact.in_(other_ids)
             & (Conversation.channel == CHANNEL)
         )
         .distinct()
+    }
+    shared: Counter[int] = Counter()
+    not_own: Counter[int] = Counter()
+    for conversation_id, message_key in _stored_keys(user, list(candidates), list(sample)):
+        shared[conversation_id] += 1
+        if not sample[message_key]:
+            not_own[conversation_id] += 1
+
+    needed = min(OVERLAP_KEYS, len(sample))
+    found = [
+        (count, conversation_id)
+        for conversation_id, count in shared.items()
+        if count >= needed
+        and (not_own[conversation_id] or not (is_group or candidates[conversation_id]))
     ]
-    counts: Counter[int] = Counter()
+    if not found:
+        return None
+    return Conversation.get_by_id(max(found)[1])
+
+
+def _stored_keys(
+    user: User, conversation_ids: list[int], keys: list[str]
+) -> Iterator[tuple[int, str]]:
+    """Yield the conversation and message key of each of ``keys`` stored in them."""
     # External ids are "<conversation id>:<message key>". A few conversations
     # per query keep the parameter list short.
     per_query = max(1, OVERLAP_PARAMETERS // len(keys))
-    for start in range(0, len(candidates), per_query):
-        ids = [f"{cid}:{key}" for cid in candidates[start : start + per_query] for key in keys]
-        query = (
-            Message.select(Message.conversation, peewee.fn.COUNT(Message.id).alias("shared"))
-            .where(
-                (Message.user == user) & (Message.channel == CHANNEL)
-                & Message.external_id.in_(ids)
-            )
-            .group_by(Message.conversation)
+    for start in range(0, len(conversation_ids), per_query):
+        part = conversation_ids[start : start + per_query]
+        ids = [f"{cid}:{key}" for cid in part for key in keys]
+        query = Message.select(Message.conversation, Message.external_id).where(
+            (Message.user == user) & (Message.channel == CHANNEL)
+            & Message.external_id.in_(ids)
         )
-        for row in query:
-            counts[row.conversation_id] = row.shared
-    if not counts:
-        return None
-
-    best, shared = counts.most_common(1)[0]
-    if shared < min(OVERLAP_KEYS, len(keys)):
-        return None
-    return Conversation.get_by_id(best)
+        for conversation_id, external_id in query.tuples():
+            yield conversation_id, external_id.partition(":")[2]
 
 
 def _is_zip(path: Path) -> bool:
