@@ -17,7 +17,7 @@ from wallie.db.models import Reminder, User
 from wallie.knowledge.documents import DocumentError, import_document
 from wallie.logging import get_logger
 from wallie.knowledge.uploads import stage_upload
-from wallie.storage import get_or_create_user
+from wallie.storage import delete_user_if_unused, get_or_create_user
 from wallie.whatsapp.errors import WhatsAppError
 from wallie.whatsapp.importer import (
     ImportResult,
@@ -88,19 +88,24 @@ def import_user(obj: CliContext, email: str) -> Iterator[User]:
 
     A user created here is deleted again when the file is rejected: not an
     export, an unknown ``--me``, a date order the file rules out, or an
-    unreadable document. So a rejected file stores nothing. The notice of a
-    new user follows an import that succeeded.
+    unreadable document. So a rejected file stores nothing. The user stays
+    when any row refers to it, such as one that another process stored for
+    it meanwhile. The notice of a new user follows the import whenever the
+    user stays, also when the import was interrupted.
     """
     user, created = _get_user(obj, email)
+    deleted = False
     try:
         yield user
     except (WhatsAppError, MeRequiredError, DocumentError, SystemExit):
         if created:
-            User.delete().where(User.id == user.id).execute()
+            deleted = delete_user_if_unused(user.id)
+        if deleted:
             logger.info("Deleted user %s, created for an import that was rejected.", user.id)
         raise
-    if created:
-        _announce(user)
+    finally:
+        if created and not deleted:
+            _announce(user)
 
 
 def _get_user(obj: CliContext, email: str) -> tuple[User, bool]:

@@ -67,6 +67,38 @@ def get_or_create_user(
     return User.get(User.email == address), inserted == 1
 
 
+def delete_user_if_unused(user_id: int) -> bool:
+    """Delete the user unless a row of another table refers to it.
+
+    The user's row is locked before the check. So a row that another
+    process writes for the user at the same time either commits before the
+    check and keeps the user, or waits and then fails on the missing user.
+
+    Returns:
+      Whether the user was deleted.
+    """
+    database = User._meta.database
+    row = User.select(User.id).where(User.id == user_id)
+    if isinstance(getattr(database, "obj", database), SqliteDatabase):
+        # SQLite has no row locks: IMMEDIATE takes the database's write lock.
+        transaction = database.atomic("IMMEDIATE")
+    else:
+        transaction = database.atomic()
+        row = row.for_update()
+    with transaction:
+        if row.first() is None:
+            return False
+
+        for field in User._meta.backrefs:
+            if field.model.select().where(field == user_id).exists():
+                logger.info("Kept user %s because %s rows refer to it.", user_id,
+                            field.model.__name__)
+                return False
+
+        User.delete().where(User.id == user_id).execute()
+    return True
+
+
 def find_contact(user: User, *, phone: str | None = None, email: str | None = None,
                  name: str | None = None) -> Contact | None:
     """Return the user's contact reachable by ``phone``, ``email`` or ``name``, in that order."""

@@ -19,6 +19,7 @@ from tests.whatsapp.corpus_expected import EXPECTED
 from wallie.db.models import Contact, Import, LeadScore, Message, Reminder, User
 from wallie.broker import reset_broker, setup_broker
 from wallie.storage import get_or_create_user
+from wallie.whatsapp.importer import import_whatsapp
 from wallie.settings import Settings, get_settings, reset_settings
 
 EMAIL = "sam@example.com"
@@ -150,6 +151,51 @@ def test_rejected_document_stores_nothing(
 
     assert result.exit_code != 0
     assert User.select().count() == 0
+
+
+def test_rejected_file_keeps_user_in_use(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another process that imports a chat for the user right after
+    # this command created it, while this command reads a file it rejects
+    chat = sample(tmp_path)
+
+    def other_process_first(user: User, path: Path, settings: Settings, **options):
+        import_whatsapp(user, chat, settings, me="Sam Carter")
+        return import_whatsapp(user, path, settings, **options)
+
+    monkeypatch.setattr("cli.imports.import_whatsapp", other_process_first)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Call Ana on Monday\n", encoding="utf-8")
+
+    # When the file is rejected
+    result = runner.invoke(cli, ["import", "whatsapp", str(notes), "--user", EMAIL])
+
+    # Then the user and the other process's chat stay, and the notice of the
+    # new user is printed
+    assert result.exit_code == 1
+    assert User.select().where(User.email == EMAIL).count() == 1
+    assert Message.select().count() == 42
+    assert "Created user" in result.stderr
+
+
+def test_interrupted_import_announces_user(
+    runner: CliRunner, cli_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an import interrupted with Ctrl-C
+    def interrupted(*args, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cli.imports.import_whatsapp", interrupted)
+
+    # When it runs for a new user
+    result = runner.invoke(cli, ["import", "whatsapp", str(sample(tmp_path)),
+                                 "--user", EMAIL])
+
+    # Then the user stays, so the notice of its creation is printed
+    assert result.exit_code != 0
+    assert User.select().where(User.email == EMAIL).count() == 1
+    assert "Created user" in result.stderr
 
 
 @pytest.mark.parametrize(
