@@ -1051,3 +1051,81 @@ def test_utf8_blocks_decode_like_the_codec(data: bytes, size: int) -> None:
     # the last ends with a line ending.
     assert text == data.decode("utf-8-sig")
     assert all(block.endswith((b"\n", b"\r")) for block in blocks[:-1])
+
+
+#: UTF-8 exports split at a byte that does not decode, into the bytes before
+#: it and the bytes from it on. The byte comes after a byte-order mark, on a
+#: later line or at the end of the file, or the file is the start of a mark.
+_BAD_UTF8 = [
+    pytest.param(b"\xef\xbb\xbf12/01/21, 08:00 - Ana: caf", b"\xe9\n", id="after-bom"),
+    pytest.param(
+        b"\xef\xbb\xbf12/01/21, 08:00 - Ana: x\n12/01/21, 08:01 - Ana: caf",
+        b"\xc0\x80\n",
+        id="later-line-after-bom",
+    ),
+    pytest.param(b"12/01/21, 08:00 - Ana: x\n", b"\xed\xa0\x80: y\n", id="no-bom"),
+    pytest.param(
+        b"\xef\xbb\xbf12/01/21, 08:00 - Ana: x\n", b"\xe2\x82", id="cut-at-end"
+    ),
+    pytest.param(b"", b"\xef\xbb", id="start-of-bom"),
+    pytest.param(b"\xef\xbb\xbf", b"\xef\xbb", id="bom-and-start-of-bom"),
+]
+
+
+@pytest.mark.parametrize("block_size", [1 << 20, 7, 1])
+@pytest.mark.parametrize(("before", "bad"), _BAD_UTF8)
+def test_invalid_utf8_names_file_offset(
+    monkeypatch: pytest.MonkeyPatch, before: bytes, bad: bytes, block_size: int
+) -> None:
+    # Given: a UTF-8 export with an invalid byte, read in blocks of some size.
+    monkeypatch.setattr(source, "BLOCK_SIZE", block_size)
+    data = before + bad
+
+    # When: it is parsed with and without the C functions.
+    fast = _parse(data, use_c=True)
+    python = _parse(data, use_c=False)
+
+    # Then: both raise the same error, which counts the offset of the invalid
+    # byte from the start of the file, byte-order mark included.
+    assert fast == python
+    assert isinstance(python, str)
+    assert python.startswith("ExportEncodingError: ")
+    assert f"at byte offset {len(before)}." in python
+
+
+#: Long lines that the marker patterns once read in time quadratic or cubic
+#: in their length. They are an attachment name between runs of spaces, a
+#: run of spaces before a final ">", and a line without a sender that repeats
+#: the first word of a two-word notice phrase.
+_LONG_LINES = [
+    pytest.param(
+        "Ana: <attached:" + " " * 20_000 + "x.jpg" + " " * 20_000 + ")",
+        id="attached-in-spaces",
+    ),
+    pytest.param("Ana: a" + " " * 1_000_000 + ">", id="spaces-before-bracket"),
+    pytest.param("gruppe " * 100_000, id="notice-word-repeated"),
+]
+
+
+@pytest.mark.parametrize("body", _LONG_LINES)
+def test_long_line_parses_alike(body: str) -> None:
+    # Given: an export with one long line between two ordinary messages.
+    export = (
+        "12/01/21, 08:00 - Ana: first\n"
+        f"12/01/21, 08:01 - {body}\n"
+        "12/01/21, 08:02 - Ben: last\n"
+    ).encode()
+
+    # When: it is parsed with and without the C functions.
+    fast = _parse(export, use_c=True)
+    python = _parse(export, use_c=False)
+
+    # Then: both finish with the same three messages, and the long line is
+    # read as plain text or a notice of no known kind.
+    assert fast == python
+    assert not isinstance(python, str)
+    messages = python[0]
+    assert [message.line_number for message in messages] == [1, 2, 3]
+    assert messages[1].attachments == ()
+    assert not messages[1].is_edited
+    assert messages[1].system_event in (None, "other")

@@ -15,6 +15,18 @@ from wallie.whatsapp.model import Attachment, AttachmentKind
 
 _I = re.IGNORECASE
 
+
+def _first_on_line(word: str) -> str:
+    """Build regex source that matches a line from its start to its first ``word``.
+
+    A search for ``\\bword\\b.*\\bother\\b`` tries ``.*`` from every ``word``
+    of a line, in time quadratic in the line's length. The atomic group
+    commits to the first ``word``, which finds ``other`` whenever a later one
+    does, so each line is read once.
+    """
+    return rf"(?:^|(?<=\n))(?>.*?\b{word}\b)"
+
+
 #: System events recognised in lines without a sender, first match wins.
 _SYSTEM_EVENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern, _I))
@@ -42,9 +54,10 @@ _SYSTEM_EVENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "group_created",
-            r"\bcreated (?:the )?group\b|\bcreated this group\b|\bgruppe\b.*\berstellt\b"
+            r"\bcreated (?:the )?group\b|\bcreated this group\b"
+            rf"|{_first_on_line('gruppe')}.*\berstellt\b"
             r"|\bcriou (?:o |este )?grupo\b|\bcreó (?:el )?grupo\b"
-            r"|\bgroep\b.*\baangemaakt\b",
+            rf"|{_first_on_line('groep')}.*\baangemaakt\b",
         ),
         (
             "joined",
@@ -165,10 +178,13 @@ _DELETED = re.compile(
     _I,
 )
 
-#: Marker appended to an edited message.
+#: Marker appended to an edited message, with the spaces before it. The
+#: lookbehind starts a match only where a run of spaces starts, so a search
+#: in a long run reads it once rather than once per space.
 _EDITED = re.compile(
-    r"[ \u00a0]*<(?:this message was edited|diese nachricht wurde bearbeitet"
-    r"|mensagem editada|se editó este mensaje\.?|dit bericht is bewerkt)>$",
+    r"(?<![ \u00a0])[ \u00a0]*<(?:this message was edited"
+    r"|diese nachricht wurde bearbeitet|mensagem editada|se editó este mensaje\.?"
+    r"|dit bericht is bewerkt)>$",
     _I,
 )
 
@@ -187,10 +203,12 @@ _TYPED_OMITTED = re.compile(
     _I,
 )
 
-#: iOS attachment with its file name.
+#: iOS attachment with its file name. The name group keeps the whitespace
+#: around the name for the caller to strip, because a lazy name between two
+#: ``\s*`` took time cubic in the length of a line of spaces.
 _ATTACHED = re.compile(
-    r"<(?:attached|anhang|anexo|adjunto|bijlage|allegato|pièce jointe):\s*"
-    r"(?P<name>[^>]+?)\s*>",
+    r"<(?:attached|anhang|anexo|adjunto|bijlage|allegato|pièce jointe):"
+    r"(?P<name>[^>]+)>",
     _I,
 )
 

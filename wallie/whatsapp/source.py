@@ -169,11 +169,7 @@ def read_utf8_blocks(opener: Opener, size: int | None = None) -> Iterator[bytes]
     """
     size = size or BLOCK_SIZE
     with opener() as stream:
-        head = b""
-        while len(head) < len(codecs.BOM_UTF8) and (
-            more := stream.read(len(codecs.BOM_UTF8) - len(head))
-        ):
-            head += more
+        head = _read_head(stream)
         carry: list[bytes] = [] if head == codecs.BOM_UTF8 else [head]
         while chunk := stream.read(size):
             cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r", 0, len(chunk) - 1)) + 1
@@ -186,6 +182,16 @@ def read_utf8_blocks(opener: Opener, size: int | None = None) -> Iterator[bytes]
         tail = b"".join(carry)
         if tail:
             yield tail
+
+
+def _read_head(stream: BinaryIO) -> bytes:
+    """Read as many bytes as a UTF-8 byte-order mark has, fewer only at the end."""
+    head = b""
+    while len(head) < len(codecs.BOM_UTF8) and (
+        more := stream.read(len(codecs.BOM_UTF8) - len(head))
+    ):
+        head += more
+    return head
 
 
 def decode_utf8_block(data: bytes, opener: Opener, source: str) -> str:
@@ -215,11 +221,22 @@ def locate_decode_error(
 
     Returns:
       The error to raise, with the absolute byte offset.
+
+    Note:
+      A UTF-8 export is decoded here with the plain ``utf-8`` codec after its
+      byte-order mark is skipped. The ``utf-8-sig`` decoder of CPython 3.11
+      counts error offsets from the byte after the mark, and raises nothing
+      for a file that is only the first bytes of a mark.
     """
-    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    codec = "utf-8" if encoding == "utf-8-sig" else encoding
+    decoder = codecs.getincrementaldecoder(codec)("strict")
     consumed = 0
     with opener() as stream:
-        while chunk := stream.read(CHUNK_SIZE):
+        head = _read_head(stream) if codec != encoding else b""
+        if head == codecs.BOM_UTF8:
+            consumed, head = len(head), b""
+        while chunk := head + stream.read(CHUNK_SIZE):
+            head = b""
             pending = len(decoder.getstate()[0])
             try:
                 decoder.decode(chunk)
