@@ -20,7 +20,9 @@ from wallie.settings import get_settings
 from wallie.whatsapp.errors import WhatsAppError
 from wallie.whatsapp.importer import ImportResult, MeRequiredError, store_chunk
 
-#: Errors that no retry can fix: the job fails at once.
+#: Errors that no retry can fix: the job fails at once. An
+#: ``ImportInProgressError`` is not among them: the job is retried, with
+#: backoff, while the batch import it waits for is stored.
 PERMANENT_ERRORS = (
     WhatsAppError,
     MeRequiredError,

@@ -24,6 +24,7 @@ from wallie.db.models import (
 from wallie.settings import Settings
 from wallie.storage import get_or_create_user
 from wallie.whatsapp.importer import import_whatsapp, split_into_chunks, store_chunk
+from wallie.whatsapp.reimport import ImportInProgressError
 
 from .test_importer import sample_lines, write_chat
 
@@ -328,6 +329,74 @@ def test_batch_import_replaces_import(
     assert final.stats["messages"] == first.stats["messages"]
     assert Message.select().count() == first.stats["parsed_messages"]
     assert Import.get_by_id(first.import_id).status == "replaced"
+
+
+def test_new_reading_waits_for_batch_in_progress(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given an ambiguous export split into chunks day first, of which workers
+    # have stored only the first
+    user = british_user()
+    path = write_chat(tmp_path, ambiguous_lines())
+    import_id, chunks = split_into_chunks(user, path, settings, me="Sam Carter",
+                                          chunk_size=10)
+    store_chunk(settings, import_id, 1)
+    stored = Message.select().count()
+
+    # When it is imported again month first
+    with pytest.raises(ImportInProgressError) as raised:
+        import_whatsapp(user, path, settings, me="Sam Carter", date_order="mdy")
+
+    # Then the new reading is rejected, naming the batch import, and nothing
+    # of the batch import is deleted
+    assert raised.value.import_id == import_id
+    assert f"Import {import_id}" in str(raised.value)
+    assert Message.select().count() == stored
+    assert Import.select().count() == 1
+
+    # When the batch import ends, the new reading replaces it
+    for number in range(2, chunks + 1):
+        store_chunk(settings, import_id, number)
+    again = import_whatsapp(user, path, settings, me="Sam Carter", date_order="mdy")
+    assert again.stats["replaced_import"] == import_id
+    assert Message.select().count() == again.stats["parsed_messages"]
+
+
+def test_same_reading_goes_on_beside_batch_in_progress(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given a batch import of which workers have stored only the first chunk
+    user = british_user()
+    path = write_chat(tmp_path, ambiguous_lines())
+    import_id, _ = split_into_chunks(user, path, settings, me="Sam Carter", chunk_size=10)
+    store_chunk(settings, import_id, 1)
+
+    # When the file is imported again, read the same way
+    again = import_whatsapp(user, path, settings, me="Sam Carter")
+
+    # Then it stores the rest once, and replaces nothing
+    assert again.stats["replaced"] == []
+    assert Message.select().count() == again.stats["parsed_messages"]
+
+
+def test_abandoned_batch_is_replaced(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given a batch import that stopped after its first chunk a day ago
+    user = british_user()
+    path = write_chat(tmp_path, ambiguous_lines())
+    import_id, _ = split_into_chunks(user, path, settings, me="Sam Carter", chunk_size=10)
+    store_chunk(settings, import_id, 1)
+    a_day_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    Import.update(created_at=a_day_ago).where(Import.id == import_id).execute()
+
+    # When the file is imported again month first
+    again = import_whatsapp(user, path, settings, me="Sam Carter", date_order="mdy")
+
+    # Then the abandoned import is replaced, and each message is stored once
+    assert again.stats["replaced_import"] == import_id
+    assert Import.get_by_id(import_id).status == "replaced"
+    assert Message.select().count() == again.stats["parsed_messages"]
 
 
 def test_other_users_import_is_untouched(

@@ -19,16 +19,24 @@ how the earlier import read it:
   stored, and its row is marked ``replaced``. Contacts stay; when the user
   was another participant, the contacts swap their roles (see
   :func:`replace_imports`).
+- With another reading while a batch import of the file is still being
+  stored, the new import is rejected with :class:`ImportInProgressError`
+  until the batch import ends. A batch import still in progress
+  ``ABANDONED_AFTER`` its start was abandoned by a killed process, and is
+  replaced like a failed one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wallie.db.models import Attachment, Contact, Conversation, Import, LeadScore, Message
+from wallie.db.fields import utcnow
+from wallie.errors import WallieError
 from wallie.logging import get_logger
 from wallie.settings import Settings
 
@@ -43,6 +51,27 @@ REPLACEABLE = (*FINISHED, "failed")
 #: Status of an import whose messages a later import of the file replaced.
 REPLACED = "replaced"
 
+#: Statuses of an import that is still being stored.
+IN_PROGRESS = ("splitting", "running", "finishing")
+
+#: Age after which an import still in progress is taken for abandoned, by a
+#: process that was killed. Far longer than a batch import takes: its split
+#: job may run for an hour, and each chunk job for 15 minutes with retries.
+ABANDONED_AFTER = datetime.timedelta(hours=6)
+
+
+class ImportInProgressError(WallieError):
+    """Raised when a new reading of a file would replace a batch import still being stored."""
+
+    def __init__(self, import_id: int, status: str) -> None:
+        self.import_id = import_id
+        self.status = status
+        super().__init__(
+            f"Import {import_id} of the same file is still being stored in batches "
+            f"(status {status}); import the file with another --me or --date-order "
+            "once it has finished. Nothing was stored."
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class EarlierImport:
@@ -54,6 +83,17 @@ class EarlierImport:
     me: str
     self_contact_id: int | None
     conversation_id: int | None
+    created_at: datetime.datetime | None = None
+    batch: bool = False
+
+    @property
+    def abandoned(self) -> bool:
+        """True when the import is still in progress long after it started."""
+        return (
+            self.status in IN_PROGRESS
+            and self.created_at is not None
+            and self.created_at < utcnow() - ABANDONED_AFTER
+        )
 
 
 @dataclass(slots=True)
@@ -97,6 +137,8 @@ def _earlier(row: Import) -> EarlierImport:
         me=row.stats.get("me", ""),
         self_contact_id=plan.get("self_contact_id"),
         conversation_id=plan.get("conversation_id"),
+        created_at=row.created_at,
+        batch=row.status in ("splitting", "finishing") or "chunks_total" in row.stats,
     )
 
 
@@ -110,6 +152,12 @@ def plan_reimport(
       sha256: The file's digest.
       date_order: The date order the new import reads the file in.
       self_contact_id: The contact of the participant who is the user.
+
+    Raises:
+      ImportInProgressError: When the new import reads the file differently
+        from a batch import of it that workers are still storing. Replacing
+        that import now would delete its messages while chunks still add
+        more.
     """
     decision = Reimport()
     for earlier in earlier_imports(user_id, sha256):
@@ -124,10 +172,14 @@ def plan_reimport(
         )
         if same_reading and earlier.status in FINISHED:
             decision.same_file_as_import = earlier.import_id
-        elif not same_reading and earlier.status in REPLACEABLE:
-            # NOTE: an import of the file still running (a batch import
-            # whose chunks are being stored) is left alone.
+        elif same_reading:
+            continue
+        elif earlier.status in REPLACEABLE or earlier.abandoned:
             decision.replace.append(earlier)
+        elif earlier.status in IN_PROGRESS and earlier.batch:
+            raise ImportInProgressError(earlier.import_id, earlier.status)
+        # NOTE: an import that another process stores in one job, started
+        # less than ABANDONED_AFTER ago, is left alone: both readings stay.
 
     return decision
 
