@@ -342,6 +342,7 @@ def test_new_reading_waits_for_batch_in_progress(
                                           chunk_size=10)
     store_chunk(settings, import_id, 1)
     stored = Message.select().count()
+    contacts = Contact.select().count()
 
     # When it is imported again month first
     with pytest.raises(ImportInProgressError) as raised:
@@ -353,6 +354,7 @@ def test_new_reading_waits_for_batch_in_progress(
     assert f"Import {import_id}" in str(raised.value)
     assert Message.select().count() == stored
     assert Import.select().count() == 1
+    assert Contact.select().count() == contacts
 
     # When the batch import ends, the new reading replaces it
     for number in range(2, chunks + 1):
@@ -377,6 +379,24 @@ def test_same_reading_goes_on_beside_batch_in_progress(
     # Then it stores the rest once, and replaces nothing
     assert again.stats["replaced"] == []
     assert Message.select().count() == again.stats["parsed_messages"]
+
+
+def test_rejected_reading_keeps_own_contact(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given a batch import taking Sam as the user, still being stored
+    user = british_user()
+    path = write_chat(tmp_path, ambiguous_lines())
+    import_id, _ = split_into_chunks(user, path, settings, me="Sam Carter", chunk_size=10)
+    store_chunk(settings, import_id, 1)
+
+    # When the file is imported again with Ana as the user, and rejected
+    with pytest.raises(ImportInProgressError):
+        import_whatsapp(user, path, settings, me="Ana Souza")
+
+    # Then Ana did not become the user's own contact
+    assert not Contact.get(Contact.name == "Ana Souza").is_self
+    assert Contact.get(Contact.name == "Sam Carter").is_self
 
 
 def test_abandoned_batch_is_replaced(

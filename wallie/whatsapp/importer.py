@@ -541,19 +541,22 @@ def _store_plan(
     status: str,
 ) -> ImportPlan:
     contacts: dict[str, int] = {}
-    for (display, phone), sender in found.senders.items():
-        is_number = sender.label == phone
-        contact = find_or_create_contact(
-            user,
-            name=display if not is_number else (phone or display),
-            phone=phone,
-            is_self=sender == self_sender,
-            match_name=not is_number,
-        )
-        contacts[sender_key(display, phone)] = contact.id
+    # One transaction, so that a re-import that plan_reimport rejects leaves
+    # the contacts as they were, the user's own one included.
+    with Import._meta.database.atomic():
+        for (display, phone), sender in found.senders.items():
+            is_number = sender.label == phone
+            contact = find_or_create_contact(
+                user,
+                name=display if not is_number else (phone or display),
+                phone=phone,
+                is_self=sender == self_sender,
+                match_name=not is_number,
+            )
+            contacts[sender_key(display, phone)] = contact.id
 
-    self_id = contacts[sender_key(self_sender.display, self_sender.phone)]
-    reimport = plan_reimport(user.id, sha256, found.date_order, self_id)
+        self_id = contacts[sender_key(self_sender.display, self_sender.phone)]
+        reimport = plan_reimport(user.id, sha256, found.date_order, self_id)
     if reimport.conversation_id is not None:
         conversation = Conversation.get_by_id(reimport.conversation_id)
     else:
