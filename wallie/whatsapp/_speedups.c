@@ -8,7 +8,7 @@
  * - count_dates: the header dates of a block, as the first pass counts them
  *   (scan._scan_dates);
  * - scan_utf8: the same count on the undecoded bytes of a UTF-8 block, with
- *   the checks that the block decodes and holds no format mark;
+ *   the checks that the block decodes and contains no format mark;
  * - split_block: a block cut at its headers, as bulk_pattern(shape).split
  *   cuts it;
  * - bulk_messages: the loop of BulkReader._messages, which turns the cut
@@ -625,6 +625,13 @@ line_end(PyObject *string, const Text *text, Py_ssize_t at)
     if (at >= text->length) {
         return text->length;
     }
+    if (text->kind == PyUnicode_1BYTE_KIND) {
+        /* One byte per character, in a str or in UTF-8 bytes: ``string`` may
+         * be NULL for the bytes. */
+        const char *data = text->data;
+        const char *found = memchr(data + at, '\n', (size_t)(text->length - at));
+        return found == NULL ? text->length : found - data;
+    }
     Py_ssize_t found = PyUnicode_FindChar(string, '\n', at, text->length, 1);
     return found < 0 ? text->length : found;
 }
@@ -684,19 +691,14 @@ add_date_count(PyObject *counts, const Text *text, Py_ssize_t start, Py_ssize_t 
     return failed ? -1 : 0;
 }
 
+/* Count the dates of the headers of ``shape`` that start a line of
+ * ``text``, the first line only when ``first_line`` is true, and count the
+ * LFs into ``*lines``. Returns the counts by date, None when a line starts
+ * like a header that this matcher does not read, or NULL with an error. */
 static PyObject *
-speedups_count_dates(PyObject *module, PyObject *args)
+count_header_dates(PyObject *string, const Text *text, const Shape *shape, int first_line,
+                   Py_ssize_t *lines)
 {
-    PyObject *string, *shape_object;
-    Shape shape;
-    Text text;
-    Header header;
-
-    if (!PyArg_ParseTuple(args, "UO:count_dates", &string, &shape_object)
-        || read_shape(shape_object, &shape) < 0 || read_text(string, &text) < 0) {
-        return NULL;
-    }
-
     PyObject *counts = PyDict_New();
     if (counts == NULL) {
         return NULL;
@@ -704,19 +706,21 @@ speedups_count_dates(PyObject *module, PyObject *args)
     /* Consecutive headers mostly share their date: count a run of the same
      * date here and add it to the dictionary when the date changes. */
     Py_ssize_t run_start = -1, run_length = 0, run_count = 0;
-    /* Only lines after an LF count, as the pattern starts with one. */
-    Py_ssize_t at = line_end(string, &text, 0);
-    while (at < text.length) {
-        at++;
-        if (match_header(&text, at, &shape, &header)) {
+    Py_ssize_t at = 0;
+    int check = first_line;
+    Header header;
+    *lines = 0;
+    while (at < text->length) {
+        Py_ssize_t from = at;
+        if (check && match_header(text, at, shape, &header)) {
             Py_ssize_t length = header.date_end - header.date_start;
             if (run_count > 0 && length == run_length
-                && same_span(&text, run_start, header.date_start, length)) {
+                && same_span(text, run_start, header.date_start, length)) {
                 run_count++;
             }
             else {
                 if (run_count > 0
-                    && add_date_count(counts, &text, run_start, run_start + run_length,
+                    && add_date_count(counts, text, run_start, run_start + run_length,
                                       run_count) < 0) {
                     goto error;
                 }
@@ -724,18 +728,22 @@ speedups_count_dates(PyObject *module, PyObject *args)
                 run_length = length;
                 run_count = 1;
             }
-            at = line_end(string, &text, header.end);
+            from = header.end;
         }
-        else if (may_start_header(&text, at)) {
+        else if (check && may_start_header(text, at)) {
             Py_DECREF(counts);
             Py_RETURN_NONE;
         }
-        else {
-            at = line_end(string, &text, at);
+        Py_ssize_t lf = line_end(string, text, from);
+        if (lf >= text->length) {
+            break;
         }
+        *lines += 1;
+        at = lf + 1;
+        check = 1;
     }
     if (run_count > 0
-        && add_date_count(counts, &text, run_start, run_start + run_length, run_count) < 0) {
+        && add_date_count(counts, text, run_start, run_start + run_length, run_count) < 0) {
         goto error;
     }
     return counts;
@@ -745,11 +753,27 @@ error:
     return NULL;
 }
 
+static PyObject *
+speedups_count_dates(PyObject *module, PyObject *args)
+{
+    PyObject *string, *shape_object;
+    Shape shape;
+    Text text;
+
+    if (!PyArg_ParseTuple(args, "UO:count_dates", &string, &shape_object)
+        || read_shape(shape_object, &shape) < 0 || read_text(string, &text) < 0) {
+        return NULL;
+    }
+
+    Py_ssize_t lines;
+    return count_header_dates(string, &text, &shape, 0, &lines);
+}
+
 /* ------------------------------------------------------------------ */
 /* First pass on undecoded UTF-8                                        */
 /* ------------------------------------------------------------------ */
 
-/* True when ``bytes`` are well-formed UTF-8 holding none of ``marks``.
+/* True when ``bytes`` are well-formed UTF-8 that contains none of ``marks``.
  * Runs of ASCII are skipped eight bytes at a time. */
 static int
 plain_utf8(const unsigned char *bytes, Py_ssize_t size, const Text *marks)
@@ -808,53 +832,15 @@ speedups_scan_utf8(PyObject *module, PyObject *args)
         result = Py_NewRef(Py_None);
         goto done;
     }
-    counts = PyDict_New();
-    if (counts == NULL) {
-        goto done;
-    }
     /* The matcher reads the non-ASCII characters of a header, such as the
      * narrow no-break space before AM, from their UTF-8 bytes, and every
      * other character of a header is ASCII. So it matches the bytes where
      * count_dates matches the decoded text, with the same dates. */
-    Py_ssize_t run_start = -1, run_length = 0, run_count = 0, lines = 0;
-    Py_ssize_t at = 0;
-    int check = after_lf;
-    Header header;
-    while (at < text.length) {
-        Py_ssize_t from = at;
-        if (check && match_header(&text, at, &shape, &header)) {
-            Py_ssize_t length = header.date_end - header.date_start;
-            if (run_count > 0 && length == run_length
-                && same_span(&text, run_start, header.date_start, length)) {
-                run_count++;
-            }
-            else {
-                if (run_count > 0
-                    && add_date_count(counts, &text, run_start, run_start + run_length,
-                                            run_count) < 0) {
-                    goto done;
-                }
-                run_start = header.date_start;
-                run_length = length;
-                run_count = 1;
-            }
-            from = header.end;
-        }
-        else if (check && may_start_header(&text, at)) {
-            result = Py_NewRef(Py_None);
-            goto done;
-        }
-        const unsigned char *lf = memchr(bytes + from, '\n', (size_t)(text.length - from));
-        if (lf == NULL) {
-            break;
-        }
-        lines++;
-        at = lf - bytes + 1;
-        check = 1;
-    }
-    if (run_count > 0
-        && add_date_count(counts, &text, run_start, run_start + run_length,
-                                run_count) < 0) {
+    Py_ssize_t lines;
+    counts = count_header_dates(NULL, &text, &shape, after_lf, &lines);
+    if (counts == NULL || counts == Py_None) {
+        result = counts;
+        counts = NULL;
         goto done;
     }
     result = Py_BuildValue("(On)", counts, lines);
@@ -1802,8 +1788,8 @@ typedef struct {
     int d_space;  /* "d " in body or "D " in body */
 } Ends;
 
-/* The ASCII characters that ends_of looks at: most characters of a body
- * are none of them, and one table lookup rules them out. */
+/* The ASCII characters that ends_of looks at. One table lookup rules out
+ * every other character, which is most of a body. */
 static const unsigned char BODY_MARKS[128] = {
     ['\n'] = 1, [':'] = 1, ['g'] = 1, ['G'] = 1, ['d'] = 1, ['D'] = 1,
 };
@@ -1883,6 +1869,19 @@ may_be_special(const Context *context, PyObject *body, const Ends *ends)
     return ends->http;
 }
 
+/* Call ``check(body)`` and return 1 when it gives something other than None. */
+static int
+check_body(PyObject *check, PyObject *body)
+{
+    PyObject *result = PyObject_CallOneArg(check, body);
+    if (result == NULL) {
+        return -1;
+    }
+    int found = result != Py_None;
+    Py_DECREF(result);
+    return found;
+}
+
 /* special_body(body) is not None, for a body of one line that passed
  * may_be_special: what patterns.special_body tests after its own guard,
  * which that one implies. */
@@ -1899,13 +1898,7 @@ is_special_line(const Context *context, PyObject *body, const Ends *ends)
     if (ends->length >= context->short_notice_length) {
         return 0;
     }
-    PyObject *match = PyObject_CallOneArg(context->short_notice_match, body);
-    if (match == NULL) {
-        return -1;
-    }
-    int found = match != Py_None;
-    Py_DECREF(match);
-    return found;
+    return check_body(context->short_notice_match, body);
 }
 
 /* The guard of BulkReader._messages before sender_system_event: True when
@@ -2001,19 +1994,6 @@ body_fields_read(const Context *context, PyObject *read, BodyFields *fields)
     }
     Py_SETREF(fields->attachments, linked);
     return 0;
-}
-
-/* Call ``check(body)`` and return 1 when it gives something other than None. */
-static int
-check_body(PyObject *check, PyObject *body)
-{
-    PyObject *result = PyObject_CallOneArg(check, body);
-    if (result == NULL) {
-        return -1;
-    }
-    int found = result != Py_None;
-    Py_DECREF(result);
-    return found;
 }
 
 static int
