@@ -188,72 +188,59 @@ def forwarded_lines() -> list[str]:
     return [f"05/03/2024, 12:00 - Sam Carter: Price list, part {part}\n" for part in range(3)]
 
 
-def test_group_export_sharing_forwards_stays_apart(
-    settings: Settings, db: peewee.Database, tmp_path: Path
+#: Chats to both of which Sam forwarded the same three messages at once:
+#: the earlier export with its file name, the later one, saved as chat.txt,
+#: its message count and whether it is a group.
+_FORWARD_CASES = [
+    pytest.param(
+        ["04/03/2024, 10:00 - Bob: hi Sam\n", *forwarded_lines(),
+         "05/03/2024, 12:05 - Bob: thanks\n"],
+        "WhatsApp Chat with Bob.txt",
+        ["01/03/2024, 08:00 - Ana: welcome\n", "01/03/2024, 08:01 - Bob: hello all\n",
+         *forwarded_lines(), "05/03/2024, 12:10 - Ana: great\n"],
+        6, True,
+        id="group-after-chat",
+    ),
+    pytest.param(
+        ["01/03/2024, 08:00 - Ana: welcome\n", "01/03/2024, 08:01 - Bob: hello all\n",
+         *forwarded_lines()],
+        "WhatsApp Chat with Team.txt",
+        ["04/03/2024, 10:00 - Bob: hi Sam\n", *forwarded_lines()],
+        4, False,
+        id="chat-after-group",
+    ),
+    pytest.param(
+        ["01/03/2024, 08:00 - Ana: welcome\n", "01/03/2024, 08:01 - Bob: hello\n",
+         *forwarded_lines()],
+        "WhatsApp Chat with Sales.txt",
+        ["02/03/2024, 08:00 - Lia: hi all\n", "02/03/2024, 08:01 - Bob: hey\n",
+         *forwarded_lines()],
+        5, True,
+        id="group-after-group",
+    ),
+]
+
+
+@pytest.mark.parametrize(("earlier", "earlier_name", "later", "messages", "is_group"),
+                         _FORWARD_CASES)
+def test_chats_sharing_forwards_stay_apart(
+    settings: Settings, db: peewee.Database, tmp_path: Path, earlier: list[str],
+    earlier_name: str, later: list[str], messages: int, is_group: bool,
 ) -> None:
-    # Given a chat with Bob, and a group with Bob and Ana saved as chat.txt,
-    # to both of which Sam forwarded the same three messages at once
+    # Given an imported chat with Bob to which Sam forwarded three messages
     user, _ = get_or_create_user("sam@example.com")
-    direct = ["04/03/2024, 10:00 - Bob: hi Sam\n", *forwarded_lines(),
-              "05/03/2024, 12:05 - Bob: thanks\n"]
-    group = ["01/03/2024, 08:00 - Ana: welcome\n", "01/03/2024, 08:01 - Bob: hello all\n",
-             *forwarded_lines(), "05/03/2024, 12:10 - Ana: great\n"]
-    bob_path = write_chat(tmp_path / "a", direct, "WhatsApp Chat with Bob.txt")
-    bob = import_whatsapp(user, bob_path, settings, me="Sam Carter")
+    first = import_whatsapp(user, write_chat(tmp_path / "a", earlier, earlier_name),
+                            settings, me="Sam Carter")
 
-    # When the group is imported
-    team = import_whatsapp(user, write_chat(tmp_path / "b", group, "chat.txt"), settings,
-                           me="Sam Carter")
-
-    # Then the group is a chat of its own with all of its messages
-    assert team.conversation_id != bob.conversation_id
-    assert team.stats["messages"] == 6
-    assert team.stats["duplicates_skipped"] == 0
-    assert Conversation.get_by_id(team.conversation_id).is_group
-
-
-def test_chat_sharing_forwards_with_group_stays_apart(
-    settings: Settings, db: peewee.Database, tmp_path: Path
-) -> None:
-    # Given a group with Bob and Ana, then a chat with Bob saved as chat.txt,
-    # to both of which Sam forwarded the same three messages at once
-    user, _ = get_or_create_user("sam@example.com")
-    group = ["01/03/2024, 08:00 - Ana: welcome\n", "01/03/2024, 08:01 - Bob: hello all\n",
-             *forwarded_lines()]
-    direct = ["04/03/2024, 10:00 - Bob: hi Sam\n", *forwarded_lines()]
-    team_path = write_chat(tmp_path / "a", group, "WhatsApp Chat with Team.txt")
-    team = import_whatsapp(user, team_path, settings, me="Sam Carter")
-
-    # When the chat with Bob is imported
-    bob = import_whatsapp(user, write_chat(tmp_path / "b", direct, "chat.txt"), settings,
-                          me="Sam Carter")
+    # When another chat with Bob, with the same forwards, is imported as chat.txt
+    second = import_whatsapp(user, write_chat(tmp_path / "b", later, "chat.txt"), settings,
+                             me="Sam Carter")
 
     # Then it is a chat of its own with all of its messages
-    assert bob.conversation_id != team.conversation_id
-    assert bob.stats["messages"] == 4
-    assert not Conversation.get_by_id(bob.conversation_id).is_group
-
-
-def test_groups_sharing_forwards_stay_apart(
-    settings: Settings, db: peewee.Database, tmp_path: Path
-) -> None:
-    # Given two groups with Bob, to both of which Sam forwarded the same
-    # three messages at once, the second saved as chat.txt
-    user, _ = get_or_create_user("sam@example.com")
-    first = ["01/03/2024, 08:00 - Ana: welcome\n", "01/03/2024, 08:01 - Bob: hello\n",
-             *forwarded_lines()]
-    second = ["02/03/2024, 08:00 - Lia: hi all\n", "02/03/2024, 08:01 - Bob: hey\n",
-              *forwarded_lines()]
-    sales_path = write_chat(tmp_path / "a", first, "WhatsApp Chat with Sales.txt")
-    sales = import_whatsapp(user, sales_path, settings, me="Sam Carter")
-
-    # When the second group is imported
-    other = import_whatsapp(user, write_chat(tmp_path / "b", second, "chat.txt"), settings,
-                            me="Sam Carter")
-
-    # Then it is a chat of its own with all of its messages
-    assert other.conversation_id != sales.conversation_id
-    assert other.stats["messages"] == 5
+    assert second.conversation_id != first.conversation_id
+    assert second.stats["messages"] == messages
+    assert second.stats["duplicates_skipped"] == 0
+    assert Conversation.get_by_id(second.conversation_id).is_group == is_group
 
 
 def test_directions_follow_me(settings: Settings, db: peewee.Database, tmp_path: Path

@@ -331,16 +331,28 @@ def test_batch_import_replaces_import(
     assert Import.get_by_id(first.import_id).status == "replaced"
 
 
-def test_new_reading_waits_for_batch_in_progress(
-    settings: Settings, db: peewee.Database, tmp_path: Path
-) -> None:
-    # Given an ambiguous export split into chunks day first, of which workers
-    # have stored only the first
+def _batch_in_progress(settings: Settings, tmp_path: Path) -> tuple[User, Path, int, int]:
+    """Start a batch import of the ambiguous chat and store only its first chunk.
+
+    The chat is split day first, with Sam as the user.
+
+    Returns:
+      The user, the export, the import id and the number of chunks.
+    """
     user = british_user()
     path = write_chat(tmp_path, ambiguous_lines())
     import_id, chunks = split_into_chunks(user, path, settings, me="Sam Carter",
                                           chunk_size=10)
     store_chunk(settings, import_id, 1)
+    return user, path, import_id, chunks
+
+
+def test_new_reading_waits_for_batch_in_progress(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given an ambiguous export split into chunks day first, of which workers
+    # have stored only the first
+    user, path, import_id, chunks = _batch_in_progress(settings, tmp_path)
     stored = Message.select().count()
     contacts = Contact.select().count()
 
@@ -368,10 +380,7 @@ def test_same_reading_goes_on_beside_batch_in_progress(
     settings: Settings, db: peewee.Database, tmp_path: Path
 ) -> None:
     # Given a batch import of which workers have stored only the first chunk
-    user = british_user()
-    path = write_chat(tmp_path, ambiguous_lines())
-    import_id, _ = split_into_chunks(user, path, settings, me="Sam Carter", chunk_size=10)
-    store_chunk(settings, import_id, 1)
+    user, path, _, _ = _batch_in_progress(settings, tmp_path)
 
     # When the file is imported again, read the same way
     again = import_whatsapp(user, path, settings, me="Sam Carter")
@@ -385,10 +394,7 @@ def test_rejected_reading_keeps_own_contact(
     settings: Settings, db: peewee.Database, tmp_path: Path
 ) -> None:
     # Given a batch import taking Sam as the user, still being stored
-    user = british_user()
-    path = write_chat(tmp_path, ambiguous_lines())
-    import_id, _ = split_into_chunks(user, path, settings, me="Sam Carter", chunk_size=10)
-    store_chunk(settings, import_id, 1)
+    user, path, _, _ = _batch_in_progress(settings, tmp_path)
 
     # When the file is imported again with Ana as the user, and rejected
     with pytest.raises(ImportInProgressError):
@@ -403,10 +409,7 @@ def test_abandoned_batch_is_replaced(
     settings: Settings, db: peewee.Database, tmp_path: Path
 ) -> None:
     # Given a batch import that stopped after its first chunk a day ago
-    user = british_user()
-    path = write_chat(tmp_path, ambiguous_lines())
-    import_id, _ = split_into_chunks(user, path, settings, me="Sam Carter", chunk_size=10)
-    store_chunk(settings, import_id, 1)
+    user, path, import_id, _ = _batch_in_progress(settings, tmp_path)
     a_day_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
     Import.update(created_at=a_day_ago).where(Import.id == import_id).execute()
 
