@@ -15,8 +15,8 @@ import click
 from wallie.broker import run_embedded
 from wallie.db.models import Reminder, User
 from wallie.knowledge.documents import DocumentError, import_document
-from wallie.logging import get_logger
 from wallie.knowledge.uploads import stage_upload
+from wallie.logging import get_logger
 from wallie.storage import delete_user_if_unused, get_or_create_user
 from wallie.whatsapp.errors import WhatsAppError
 from wallie.whatsapp.importer import (

@@ -620,8 +620,8 @@ def _new_conversation(
         known = _overlapping_conversation(user, other_ids, sample, is_group)
         if known is not None:
             logger.info(
-                "Export %s for user %s shares messages with conversation %s; "
-                "importing into it.", name, user.id, known.id,
+                "Export %s for user %s shares messages with conversation %s, so it "
+                "is imported into that conversation.", name, user.id, known.id,
             )
             return known
     return upsert_conversation(

@@ -16,8 +16,8 @@ how the earlier import read it:
 - With another date order or another participant as the user, the earlier
   import read the file wrongly. Its messages, with their attachments (and
   media files), reminders and entities, are deleted before the new ones are
-  stored, and its row is marked ``replaced``. Contacts stay; when the user
-  was another participant, the contacts swap their roles (see
+  stored, and its row is marked ``replaced``. Contacts stay. When the user
+  was another participant, the two contacts swap their roles (see
   :func:`replace_imports`).
 - With another reading while a batch import of the file is still being
   stored, the new import is rejected with :class:`ImportInProgressError`
@@ -263,8 +263,8 @@ def _hand_over_self(
         & (LeadScore.conversation == conversation_id)
     ).execute()
     logger.info(
-        "Contact %s is the user in conversation %s instead of contact %s%s; "
-        "deleted %d lead scores of contact %s.",
+        "Contact %s is the user in conversation %s instead of contact %s%s. "
+        "Deleted %d lead scores of contact %s.",
         new_self, conversation_id, old_self,
         "" if still_self else ", which is no longer the user's own", scores, new_self,
     )

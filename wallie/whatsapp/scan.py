@@ -123,7 +123,7 @@ def scan_export(opener: Opener, encoding: str, source: str) -> Scan:
     speedups = bulk.active_speedups()
     for raw in _blocks(opener, encoding, source, speedups is not None):
         if isinstance(raw, bytes):
-            # A UTF-8 block, counted undecoded when it holds no surprise.
+            # A plain UTF-8 block is counted without being decoded.
             if _scan_utf8(scan, raw, ending, speedups):
                 ending = "\n" if raw.endswith(b"\n") else ""
                 continue
@@ -168,8 +168,8 @@ def _scan_utf8(scan: Scan, data: bytes, ending: str, speedups: Any) -> bool:
     """Scan a UTF-8 block without decoding it, as :func:`scan_export` would.
 
     It reads a block that comes after the first line of text and after an LF,
-    once the dominant shape is known. The block must hold no CR, no format
-    mark, no invalid byte and no header of another shape.
+    once the dominant shape is known. The block must contain no CR, no
+    format mark, no invalid byte and no header of another shape.
 
     Returns:
       True when the block was scanned, else False, having changed nothing.

@@ -21,11 +21,11 @@ CHUNK_SIZE = 1 << 20
 
 #: Bytes (UTF-8) or characters (other codecs) per block of :func:`read_blocks`.
 #: Large enough that the per-block work is small, small enough that the
-#: objects made from one block fit in memory the allocator keeps. Measured
-#: on Linux with CPython 3.11, a parse of 100k messages took 1,300 page
-#: faults with 32 KiB blocks, 4,700 with 64 KiB and 12,000 with 256 KiB,
-#: and was 10 to 15% faster with 32 KiB than with 256 KiB. Blocks of 8 KiB
-#: were slower again, from the work per block.
+#: objects made from one block fit in memory the allocator keeps. On Linux
+#: with CPython 3.11, a parse of 100k messages took 1,300 page faults with
+#: 32 KiB blocks, 4,700 with 64 KiB and 12,000 with 256 KiB. It was 10 to 15%
+#: faster with 32 KiB than with 256 KiB. Blocks of 8 KiB were slower again,
+#: from the work per block.
 BLOCK_SIZE = 1 << 15
 
 #: Opens a fresh binary stream positioned at the start of the export.
@@ -110,8 +110,8 @@ def read_blocks(
       opener: Opens the export as a binary stream.
       encoding: Codec from :func:`detect_encoding`.
       source: Name of the export, for error messages.
-      size: Bytes read per block for UTF-8, else characters decoded per block;
-        ``BLOCK_SIZE`` when None.
+      size: Bytes read per block for UTF-8, else characters decoded per
+        block. ``BLOCK_SIZE`` when None.
 
     Raises:
       ExportEncodingError: When the bytes do not decode, naming the byte
