@@ -241,12 +241,16 @@ def test_rate_limit_across_four_worker_processes(redis_settings: Settings, db) -
         raise AssertionError("runs only in the worker processes")
 
     messages = [broadcast.send(number) for number in range(100)]
-    workers = [
-        subprocess.Popen([Path(sys.executable).parent / "dramatiq", "tests.middleware.limited_actors",
-                          "--processes", "1", "--threads", "4"],
-                         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(4)
-    ]
+    logs = [redis_settings.home / f"worker-{index}.log" for index in range(4)]
+    workers = []
+    for log in logs:
+        with log.open("wb") as output:
+            workers.append(subprocess.Popen(
+                [Path(sys.executable).parent / "dramatiq", "tests.middleware.limited_actors",
+                 "--processes", "1", "--threads", "4"],
+                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=output,
+            ))
+
     try:
         deadline = time.monotonic() + 120
         done = 0
@@ -263,7 +267,12 @@ def test_rate_limit_across_four_worker_processes(redis_settings: Settings, db) -
     # Then every message ran once, on its first attempt, at most 10 in any second
     runs = list(JobRun.select())
     succeeded = [run for run in runs if run.status == "succeeded"]
-    assert sorted(run.message_id for run in succeeded) == sorted(m.message_id for m in messages)
+    others = Counter(run.status for run in runs if run.status != "succeeded")
+    errors = []
+    for log in logs:
+        lines = log.read_text(errors="replace").splitlines()
+        errors += [line for line in lines if "ERROR" in line or "CRITICAL" in line]
+    assert sorted(run.message_id for run in succeeded) == sorted(m.message_id for m in messages), (others, errors[:20])
     assert all(run.attempt == 0 for run in runs)
     assert not [run for run in runs if run.status in ("failed", "retrying")]
     # 100 messages at 10 a second fill 10 one-second windows, so the first and

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import dramatiq
+import peewee
 import pytest
 from dramatiq.middleware import Middleware, SkipMessage
 
@@ -121,6 +123,63 @@ def test_late_enqueued_event_does_not_undo_a_finished_status(stub_broker: dramat
     assert run.enqueued_at is not None
 
 
+def test_late_delay_keeps_final_status(stub_broker: dramatiq.Broker) -> None:
+    # Given two worker processes that buffer their events
+    first, second = RunHistory(flush_interval_ms=10_000), RunHistory(flush_interval_ms=10_000)
+
+    @dramatiq.actor(broker=stub_broker)
+    def ping() -> None:
+        pass
+
+    message = ping.message()
+    # When the first delays the message to a later slot under the same id and
+    # attempt, and the second runs the copy and writes its events first
+    first.before_process_message(stub_broker, message)
+    set_outcome(message, "delayed", "Rate limit of whatsapp (second) reached.")
+    first.after_skip_message(stub_broker, message)
+    copy = message.copy()
+    time.sleep(0.01)
+    second.before_process_message(stub_broker, copy)
+    time.sleep(0.01)
+    second.after_process_message(stub_broker, copy)
+    second.flush()
+    [ran] = _runs(message.message_id)
+    first.flush()
+
+    # Then the run stays succeeded, with the start, end and duration of the copy
+    [run] = _runs(message.message_id)
+    assert run.status == "succeeded"
+    assert run.started_at == ran.started_at
+    assert run.finished_at == ran.finished_at
+    assert run.duration_ms == ran.duration_ms
+    assert run.reason == ""
+
+
+def test_buffered_deferral_keeps_final_status(stub_broker: dramatiq.Broker) -> None:
+    # Given a worker whose events for one attempt are still in memory
+    history = RunHistory(flush_interval_ms=10_000)
+
+    @dramatiq.actor(broker=stub_broker)
+    def ping() -> None:
+        pass
+
+    message = ping.message()
+    # When the attempt is deferred, then runs and succeeds, then an old
+    # deferral of the same attempt is queued again
+    history.before_process_message(stub_broker, message)
+    set_outcome(message, "deferred", "No free second slot of whatsapp in 60 windows.")
+    history.after_skip_message(stub_broker, message)
+    history.before_process_message(stub_broker, message)
+    history.after_process_message(stub_broker, message)
+    set_outcome(message, "deferred", "No free second slot of whatsapp in 60 windows.")
+    history.after_skip_message(stub_broker, message)
+    history.flush()
+
+    # Then the attempt shows it succeeded
+    [run] = _runs(message.message_id)
+    assert run.status == "succeeded"
+
+
 def test_buffered_events_are_written_on_flush(stub_broker: dramatiq.Broker) -> None:
     history = get_run_history(stub_broker)
     assert history is not None
@@ -135,6 +194,36 @@ def test_buffered_events_are_written_on_flush(stub_broker: dramatiq.Broker) -> N
     assert _runs(message.message_id) == []
     history.flush()
     assert [run.status for run in _runs(message.message_id)] == ["enqueued"]
+
+
+def test_failed_write_retried_next_flush(
+    stub_broker: dramatiq.Broker, db: peewee.Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a worker that ran a message while its table could not be written
+    history = RunHistory(flush_interval_ms=10_000)
+
+    @dramatiq.actor(broker=stub_broker)
+    def ping() -> None:
+        pass
+
+    message = ping.message()
+    history.before_process_message(stub_broker, message)
+    db.execute_sql("ALTER TABLE job_run RENAME TO job_run_away")
+    try:
+        history.flush()
+    finally:
+        db.execute_sql("ALTER TABLE job_run_away RENAME TO job_run")
+
+    assert "kept for the next write" in caplog.text
+    # When the run ends and the worker writes again
+    history.after_process_message(stub_broker, message)
+    history.flush()
+
+    # Then the run is stored once, with its start and its end
+    [run] = _runs(message.message_id)
+    assert run.status == "succeeded"
+    assert run.started_at is not None
+    assert run.finished_at is not None
 
 
 def test_negative_flush_interval_is_rejected() -> None:

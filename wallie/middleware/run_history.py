@@ -25,13 +25,23 @@ from ..logging import get_logger
 SECRET_NAME = re.compile(r"token|secret|password|passwd|api_?key|authorization|cookie", re.I)
 
 #: Statuses a run moves through; a later status never goes back to an earlier one.
-STATUS_RANK = {"enqueued": 0, "running": 1}
+#: A delayed or deferred attempt comes back under the same message id and
+#: attempt number, often in another worker process. So the status that ends
+#: it can reach the database before its "delayed" event, and must stay.
+STATUS_RANK = {"enqueued": 0, "running": 1, "delayed": 2, "deferred": 2}
+
+#: Rank of the statuses that end an attempt: succeeded, retrying, failed, skipped.
+FINAL_RANK = 3
 
 #: Status given to a run that ended without error.
 FINAL_OK = "succeeded"
 
 #: How long events wait in memory before they are written, in milliseconds.
 DEFAULT_FLUSH_INTERVAL_MS = 200
+
+#: Maximum number of events a process keeps in memory while writes fail.
+#: Failed events past it are dropped, and an error logs how many.
+MAX_PENDING_EVENTS = 50_000
 
 #: Value that replaces a secret argument in the stored history.
 REDACTED = "[redacted]"
@@ -159,7 +169,9 @@ class RunHistory(Middleware):
     every event is written at once (the embedded default and tests).
 
     A status never moves back: an ``enqueued`` event that reaches the
-    database after the worker's ``running`` event leaves ``running`` in place.
+    database after the worker's ``running`` event leaves ``running`` in place,
+    and a ``delayed`` event written after the delayed copy succeeded leaves
+    ``succeeded``.  Events that fail to write are kept for the next flush.
 
     Parameters:
       flush_interval_ms: Delay between batch writes, in milliseconds.
@@ -286,7 +298,29 @@ class RunHistory(Middleware):
         try:
             _upsert(events)
         except peewee.PeeweeException:
-            self.logger.exception("Failed to write %d run history events.", len(events))
+            self._keep_for_next_flush(events)
+
+    def _keep_for_next_flush(self, events: list[dict[str, Any]]) -> None:
+        """Queue events that failed to write for the next flush, up to the maximum."""
+        with self._lock:
+            room = MAX_PENDING_EVENTS - len(self._pending)
+            kept = events[:max(room, 0)]
+            for event in kept:
+                key = (event["message_id"], event["attempt"])
+                newer = self._pending.get(key)
+                self._pending[key] = event if newer is None else _merge(event, newer)
+
+        dropped = len(events) - len(kept)
+        if dropped:
+            self.logger.exception(
+                "Failed to write %d run history events. Dropped %d of them, because "
+                "%d events are already waiting.", len(events), dropped, MAX_PENDING_EVENTS,
+            )
+        else:
+            self.logger.exception(
+                "Failed to write %d run history events. They are kept for the next write.",
+                len(events),
+            )
 
     def _ensure_flusher(self) -> None:
         if self._flusher is not None and self._flusher.is_alive():
@@ -304,7 +338,7 @@ class RunHistory(Middleware):
 
 
 def _rank(status: str | None) -> int:
-    return STATUS_RANK.get(status or "", 2)
+    return STATUS_RANK.get(status or "", FINAL_RANK)
 
 
 def _merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -320,9 +354,11 @@ def _merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Columns an event may fill; every other column is set on insert only.
-_TIME_COLUMNS = ("enqueued_at", "started_at", "finished_at", "duration_ms")
+#: The start and end of an attempt's latest run win, whichever event is
+#: written last. The duration, options and texts follow the status.
+_LATEST_COLUMNS = ("started_at", "finished_at")
+_STATUS_COLUMNS = ("duration_ms",)
 _TEXT_COLUMNS = ("reason", "error_type", "error")
-
 
 #: Rows written by one ``INSERT`` statement; 50 rows of 17 columns stay far
 #: below SQLite's smallest limit of 999 parameters per statement.
@@ -335,6 +371,9 @@ _COLUMNS = tuple(field for field in JobRun._meta.sorted_fields if field.name != 
 def _upsert(events: list[dict[str, Any]]) -> None:
     database = JobRun._meta.database
     template = _upsert_template(database)
+    # Rows in key order: two workers that write overlapping rows lock them in
+    # the same order, and so cannot deadlock each other.
+    events = sorted(events, key=lambda event: (event["message_id"], event["attempt"]))
     rows = [_row_values(event) for event in events]
     with database.atomic():
         for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
@@ -381,21 +420,35 @@ def _upsert_template(database: peewee.Database) -> tuple[str, str, str, list[Any
 
 def _update_clause() -> dict[Any, Any]:
     excluded = peewee.EXCLUDED
+    # True when the new event's status ranks below the stored one, so the
+    # event is older than the stored fields and must not replace them.
+    older = _rank_sql(excluded.status) < _rank_sql(JobRun.status)
     update: dict[Any, Any] = {
-        JobRun.status: _status_update(),
-        JobRun.options: excluded.options,
+        JobRun.status: peewee.Case(None, ((older, JobRun.status),), excluded.status),
+        JobRun.options: peewee.Case(None, ((older, JobRun.options),), excluded.options),
+        JobRun.enqueued_at: peewee.fn.COALESCE(excluded.enqueued_at, JobRun.enqueued_at),
     }
-    for name in _TIME_COLUMNS:
+    for name in _LATEST_COLUMNS:
         field = JobRun._meta.fields[name]
-        update[field] = peewee.fn.COALESCE(getattr(excluded, name), field)
+        new = getattr(excluded, name)
+        update[field] = peewee.Case(None, ((field.is_null() | (new > field), new),), field)
+
+    for name in _STATUS_COLUMNS:
+        field = JobRun._meta.fields[name]
+        new = getattr(excluded, name)
+        update[field] = peewee.Case(None, ((older | new.is_null(), field),), new)
 
     for name in _TEXT_COLUMNS:
         field = JobRun._meta.fields[name]
-        update[field] = peewee.Case(
-            None, ((getattr(excluded, name) == "", field),), getattr(excluded, name)
-        )
+        new = getattr(excluded, name)
+        update[field] = peewee.Case(None, ((older | (new == ""), field),), new)
 
     return update
+
+
+def _rank_sql(status: Any) -> Any:
+    """Return the SQL of :func:`_rank` for a status column."""
+    return peewee.Case(status, tuple(STATUS_RANK.items()), FINAL_RANK)
 
 
 _ROW_DEFAULTS: dict[str, Any] = {
@@ -407,17 +460,3 @@ _ROW_DEFAULTS: dict[str, Any] = {
     "error_type": "",
     "error": "",
 }
-
-
-def _status_update() -> peewee.Node:
-    """Return the SQL that keeps a stored status unless the new one ranks higher."""
-    new = peewee.EXCLUDED.status
-    old = JobRun.status
-    return peewee.Case(
-        None,
-        (
-            ((new == "enqueued") & (old != "enqueued"), old),
-            ((new == "running") & old.not_in(["enqueued", "running"]), old),
-        ),
-        new,
-    )
