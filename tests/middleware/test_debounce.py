@@ -1,22 +1,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import dramatiq
 import pytest
 import redis
 
+from tests.middleware.workers import ROOT, dramatiq_workers
 from wallie.broker import run_embedded
 from wallie.db.models import JobRun
 from wallie.middleware.debounce import DebounceOptions
 from wallie.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_burst_runs_once_with_the_last_arguments_in_process(stub_broker: dramatiq.Broker) -> None:
@@ -67,21 +63,9 @@ def workers(redis_settings: Settings, db) -> Iterator[redis.Redis]:
         "WALLIE_HOME": str(redis_settings.home),
         "PYTHONPATH": str(ROOT),
     }
-    processes = [
-        subprocess.Popen(
-            [Path(sys.executable).parent / "dramatiq", "tests.middleware.debounce_actors",
-             "--processes", "1", "--threads", "2"],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        for _ in range(3)
-    ]
-    client = redis.Redis.from_url(redis_settings.redis_url or "")
-    yield client
-    for process in processes:
-        process.terminate()
-
-    for process in processes:
-        process.wait(timeout=60)
+    with dramatiq_workers("tests.middleware.debounce_actors", 3, env=env,
+                          folder=redis_settings.home, threads=2):
+        yield redis.Redis.from_url(redis_settings.redis_url or "")
 
 
 def _sender(redis_settings: Settings) -> dramatiq.Actor:

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from decimal import Decimal
-from pathlib import Path
 
 import dramatiq
 import pytest
 
+from tests.middleware.workers import ROOT, dramatiq_workers, error_lines
 from wallie.broker import reset_broker, run_embedded, setup_broker
 from wallie.db.models import JobRun, OutboxItem, User
 from wallie.errors import ConfigurationError
@@ -19,8 +17,6 @@ from wallie.limits import UnknownLimit, set_limit
 from wallie.middleware.glass_ceiling import ActorLimits
 from wallie.settings import Settings, load_settings
 from wallie.usage import forget_cached_totals, record_usage
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -241,38 +237,23 @@ def test_rate_limit_across_four_worker_processes(redis_settings: Settings, db) -
         raise AssertionError("runs only in the worker processes")
 
     messages = [broadcast.send(number) for number in range(100)]
-    logs = [redis_settings.home / f"worker-{index}.log" for index in range(4)]
-    workers = []
-    for log in logs:
-        with log.open("wb") as output:
-            workers.append(subprocess.Popen(
-                [Path(sys.executable).parent / "dramatiq", "tests.middleware.limited_actors",
-                 "--processes", "1", "--threads", "4"],
-                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=output,
-            ))
-
     try:
-        deadline = time.monotonic() + 120
-        done = 0
-        while time.monotonic() < deadline and done < 100:
-            time.sleep(0.5)
-            done = JobRun.select().where(JobRun.status == "succeeded").count()
+        with dramatiq_workers("tests.middleware.limited_actors", 4, env=env,
+                              folder=redis_settings.home, threads=4) as logs:
+            deadline = time.monotonic() + 120
+            done = 0
+            while time.monotonic() < deadline and done < 100:
+                time.sleep(0.5)
+                done = JobRun.select().where(JobRun.status == "succeeded").count()
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=60)
         reset_broker()
 
     # Then every message ran once, on its first attempt, at most 10 in any second
     runs = list(JobRun.select())
     succeeded = [run for run in runs if run.status == "succeeded"]
     others = Counter(run.status for run in runs if run.status != "succeeded")
-    errors = []
-    for log in logs:
-        lines = log.read_text(errors="replace").splitlines()
-        errors += [line for line in lines if "ERROR" in line or "CRITICAL" in line]
-    assert sorted(run.message_id for run in succeeded) == sorted(m.message_id for m in messages), (others, errors[:20])
+    errors = error_lines(logs)[:20]
+    assert sorted(run.message_id for run in succeeded) == sorted(m.message_id for m in messages), (others, errors)
     assert all(run.attempt == 0 for run in runs)
     assert not [run for run in runs if run.status in ("failed", "retrying")]
     # 100 messages at 10 a second fill 10 one-second windows, so the first and
