@@ -22,7 +22,7 @@ from wallie.whatsapp.importer import ImportResult, MeRequiredError, store_chunk
 
 #: Errors that no retry can fix: the job fails at once. An
 #: ``ImportInProgressError`` is not among them: the job is retried, with
-#: backoff, while the batch import it waits for is stored.
+#: backoff, while the import it waits for is stored.
 PERMANENT_ERRORS = (
     WhatsAppError,
     MeRequiredError,

@@ -422,6 +422,62 @@ def test_abandoned_batch_is_replaced(
     assert Message.select().count() == again.stats["parsed_messages"]
 
 
+def test_new_reading_waits_for_one_job_import(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given an ambiguous export imported day first in one job
+    user = british_user()
+    path = write_chat(tmp_path, ambiguous_lines())
+    rejected = []
+
+    def import_again(done: int, total: int) -> None:
+        # When it is imported again month first while the first import runs
+        with pytest.raises(ImportInProgressError) as raised:
+            import_whatsapp(user, path, settings, me="Sam Carter", date_order="mdy")
+        rejected.append(raised.value)
+
+    first = import_whatsapp(user, path, settings, me="Sam Carter", progress=import_again)
+
+    # Then the new reading is rejected, naming the running import, and the
+    # first import stores each message once
+    [error] = rejected
+    assert error.import_id == first.import_id
+    assert "still being stored (status running)" in str(error)
+    assert first.status == "done"
+    assert Import.select().count() == 1
+    assert Message.select().count() == first.stats["parsed_messages"]
+
+
+def test_stalled_one_job_import_is_replaced(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given a one-job import that started an hour ago and still shows running
+    user = british_user()
+    path = write_chat(tmp_path, ambiguous_lines())
+    first = import_whatsapp(user, path, settings, me="Sam Carter")
+    now = datetime.datetime.now(datetime.UTC)
+    row = Import.get_by_id(first.import_id)
+    progress = row.stats["progress"]
+    Import.update(status="running", created_at=now - datetime.timedelta(hours=1),
+                  finished_at=None).where(Import.id == first.import_id).execute()
+
+    # When its progress moved 5 minutes ago, a new reading waits for it
+    stats = {**row.stats, "progress": {
+        **progress, "updated_at": (now - datetime.timedelta(minutes=5)).isoformat()}}
+    Import.update(stats=stats).where(Import.id == first.import_id).execute()
+    with pytest.raises(ImportInProgressError):
+        import_whatsapp(user, path, settings, me="Sam Carter", date_order="mdy")
+
+    # When its progress stopped an hour ago, a new reading replaces it
+    stats["progress"]["updated_at"] = (now - datetime.timedelta(hours=1)).isoformat()
+    Import.update(stats=stats).where(Import.id == first.import_id).execute()
+    again = import_whatsapp(user, path, settings, me="Sam Carter", date_order="mdy")
+
+    assert again.stats["replaced_import"] == first.import_id
+    assert Import.get_by_id(first.import_id).status == "replaced"
+    assert Message.select().count() == again.stats["parsed_messages"]
+
+
 def test_other_users_import_is_untouched(
     settings: Settings, db: peewee.Database, tmp_path: Path
 ) -> None:

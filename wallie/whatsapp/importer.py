@@ -1038,8 +1038,10 @@ def _advance(
 def _record_progress(import_id: int, done: int, total: int) -> None:
     row = Import.get_by_id(import_id)
     stats = dict(row.stats)
+    # plan_reimport replaces an import whose progress stopped long ago, so
+    # every update records its time.
     stats["progress"] = {**stats.get("progress", {}), "messages_done": done,
-                         "messages_total": total}
+                         "messages_total": total, "updated_at": utcnow().isoformat()}
     Import.update(stats=stats).where(Import.id == import_id).execute()
 
 

@@ -19,11 +19,12 @@ how the earlier import read it:
   stored, and its row is marked ``replaced``. Contacts stay. When the user
   was another participant, the two contacts swap their roles (see
   :func:`replace_imports`).
-- With another reading while a batch import of the file is still being
-  stored, the new import is rejected with :class:`ImportInProgressError`
-  until the batch import ends. A batch import still in progress
-  ``ABANDONED_AFTER`` its start was abandoned by a killed process, and is
-  replaced like a failed one.
+- With another reading while an import of the file is still being stored,
+  the new import is rejected with :class:`ImportInProgressError` until that
+  import ends. An import still in progress long after it last moved was
+  abandoned by a killed process, and is replaced like a failed one: a batch
+  import ``ABANDONED_AFTER`` its start, an import stored in one job
+  ``STALLED_AFTER`` its last recorded progress.
 """
 
 from __future__ import annotations
@@ -54,20 +55,26 @@ REPLACED = "replaced"
 #: Statuses of an import that is still being stored.
 IN_PROGRESS = ("splitting", "running", "finishing")
 
-#: Age after which an import still in progress is taken for abandoned, by a
-#: process that was killed. Far longer than a batch import takes: its split
-#: job may run for an hour, and each chunk job for 15 minutes with retries.
+#: Age after which a batch import still in progress is taken for abandoned,
+#: by a process that was killed. Far longer than a batch import takes: its
+#: split job may run for an hour, and each chunk job for 15 minutes with retries.
 ABANDONED_AFTER = datetime.timedelta(hours=6)
+
+#: Time without recorded progress after which an import stored in one job
+#: is taken for abandoned. Such an import records its progress after each
+#: batch of messages, which takes seconds.
+STALLED_AFTER = datetime.timedelta(minutes=30)
 
 
 class ImportInProgressError(WallieError):
-    """Raised when a new reading of a file would replace a batch import still being stored."""
+    """Raised when a new reading of a file would replace an import still being stored."""
 
-    def __init__(self, import_id: int, status: str) -> None:
+    def __init__(self, import_id: int, status: str, *, batch: bool = False) -> None:
         self.import_id = import_id
         self.status = status
+        mode = " in batches" if batch else ""
         super().__init__(
-            f"Import {import_id} of the same file is still being stored in batches "
+            f"Import {import_id} of the same file is still being stored{mode} "
             f"(status {status}); import the file with another --me or --date-order "
             "once it has finished. Nothing was stored."
         )
@@ -85,15 +92,20 @@ class EarlierImport:
     conversation_id: int | None
     created_at: datetime.datetime | None = None
     batch: bool = False
+    progress_at: datetime.datetime | None = None
 
     @property
     def abandoned(self) -> bool:
-        """True when the import is still in progress long after it started."""
-        return (
-            self.status in IN_PROGRESS
-            and self.created_at is not None
-            and self.created_at < utcnow() - ABANDONED_AFTER
-        )
+        """Return True when the import is still in progress long after its last progress."""
+        if self.status not in IN_PROGRESS:
+            return False
+
+        if self.batch:
+            last_active, allowed = self.created_at, ABANDONED_AFTER
+        else:
+            last_active, allowed = self.progress_at or self.created_at, STALLED_AFTER
+
+        return last_active is not None and last_active < utcnow() - allowed
 
 
 @dataclass(slots=True)
@@ -130,6 +142,7 @@ def earlier_imports(user_id: int, sha256: str) -> list[EarlierImport]:
 def _earlier(row: Import) -> EarlierImport:
     """Return what an ``Import`` row of a WhatsApp import records."""
     plan = row.stats.get("plan") or {}
+    progress_at = (row.stats.get("progress") or {}).get("updated_at")
     return EarlierImport(
         import_id=row.id,
         status=row.status,
@@ -139,6 +152,7 @@ def _earlier(row: Import) -> EarlierImport:
         conversation_id=plan.get("conversation_id"),
         created_at=row.created_at,
         batch=row.status in ("splitting", "finishing") or "chunks_total" in row.stats,
+        progress_at=datetime.datetime.fromisoformat(progress_at) if progress_at else None,
     )
 
 
@@ -155,9 +169,8 @@ def plan_reimport(
 
     Raises:
       ImportInProgressError: When the new import reads the file differently
-        from a batch import of it that workers are still storing. Replacing
-        that import now would delete its messages while chunks still add
-        more.
+        from an import of it that is still being stored. Replacing that
+        import now would delete its messages while it still adds more.
     """
     decision = Reimport()
     for earlier in earlier_imports(user_id, sha256):
@@ -176,10 +189,9 @@ def plan_reimport(
             continue
         elif earlier.status in REPLACEABLE or earlier.abandoned:
             decision.replace.append(earlier)
-        elif earlier.status in IN_PROGRESS and earlier.batch:
-            raise ImportInProgressError(earlier.import_id, earlier.status)
-        # NOTE: an import that another process stores in one job, started
-        # less than ABANDONED_AFTER ago, is left alone: both readings stay.
+        elif earlier.status in IN_PROGRESS:
+            raise ImportInProgressError(earlier.import_id, earlier.status,
+                                        batch=earlier.batch)
 
     return decision
 
