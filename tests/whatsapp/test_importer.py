@@ -19,6 +19,7 @@ from wallie.whatsapp.importer import (
     LocalClock,
     MeRequiredError,
     chat_name,
+    chunk_folder,
     import_whatsapp,
     split_into_chunks,
     store_chunk,
@@ -402,7 +403,9 @@ def test_chunks_store_once_and_finish(settings: Settings, db: peewee.Database,
                                           chunk_size=10)
 
     # When every chunk is stored, the second one twice
-    results = [store_chunk(settings, import_id, chunk) for chunk in range(1, chunks + 1)]
+    results = [store_chunk(settings, import_id, chunk) for chunk in range(1, chunks)]
+    files_before_last = sorted(chunk_folder(settings, import_id).iterdir())
+    results.append(store_chunk(settings, import_id, chunks))
     repeat = store_chunk(settings, import_id, 2)
 
     # Then the last chunk finished the import with every message once
@@ -413,6 +416,9 @@ def test_chunks_store_once_and_finish(settings: Settings, db: peewee.Database,
     assert repeat is None
     assert Import.get_by_id(import_id).status == "done"
     assert Message.select().count() == 42
+    # And the chunk files stay until the last chunk is stored, then go
+    assert len(files_before_last) == chunks
+    assert not chunk_folder(settings, import_id).exists()
 
 
 def test_conversation_is_group_with_three_participants(

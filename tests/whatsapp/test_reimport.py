@@ -23,7 +23,12 @@ from wallie.db.models import (
 )
 from wallie.settings import Settings
 from wallie.storage import get_or_create_user
-from wallie.whatsapp.importer import import_whatsapp, split_into_chunks, store_chunk
+from wallie.whatsapp.importer import (
+    chunk_folder,
+    import_whatsapp,
+    split_into_chunks,
+    store_chunk,
+)
 from wallie.whatsapp.reimport import ImportInProgressError
 
 from .test_importer import sample_lines, write_chat
@@ -420,6 +425,7 @@ def test_abandoned_batch_is_replaced(
     assert again.stats["replaced_import"] == import_id
     assert Import.get_by_id(import_id).status == "replaced"
     assert Message.select().count() == again.stats["parsed_messages"]
+    assert not chunk_folder(settings, import_id).exists()
 
 
 def test_new_reading_waits_for_one_job_import(

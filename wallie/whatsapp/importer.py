@@ -47,6 +47,7 @@ import mimetypes
 import os
 import pickle
 import re
+import shutil
 import tempfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -583,6 +584,9 @@ def _store_plan(
         _fail(row.id, error)
         raise
 
+    for entry in replaced:
+        remove_chunk_files(settings, entry["import_id"])
+
     stats["replaced"] = replaced
     stats["replaced_import"] = replaced[-1]["import_id"] if replaced else None
     Import.update(stats=stats).where(Import.id == row.id).execute()
@@ -1117,6 +1121,26 @@ def chunk_folder(settings: Settings, import_id: int) -> Path:
     return settings.media_dir / "imports" / str(import_id)
 
 
+def remove_chunk_files(settings: Settings, import_id: int) -> None:
+    """Remove the chunk files of an import that no job reads any more.
+
+    The files are copies of the export's messages, so they go once the
+    import is finished or replaced. A failure to remove them is logged and
+    does not fail the import.
+    """
+    folder = chunk_folder(settings, import_id)
+    if not folder.is_dir():
+        return
+
+    try:
+        shutil.rmtree(folder)
+    except OSError as error:
+        logger.warning("Failed to remove the chunk files of import %s in %s: %s.",
+                       import_id, folder, error)
+    else:
+        logger.info("Removed the chunk files of import %s.", import_id)
+
+
 def _encode(message: ParsedMessage) -> list[Any]:
     return [
         message.key, message.timestamp.isoformat(), message.sender, message.sender_phone,
@@ -1233,7 +1257,13 @@ def store_chunk(
     for batch in batches(messages, BATCH_SIZE):
         store_chunk_batch(plan, batch, clock)
 
-    return _mark_chunk(import_id, chunk, len(messages))
+    result = _mark_chunk(import_id, chunk, len(messages))
+    if result is not None:
+        # Every chunk is marked done, so a chunk job run again returns
+        # before it looks for its file.
+        remove_chunk_files(settings, import_id)
+
+    return result
 
 
 def store_chunk_batch(plan: ImportPlan, batch: list[ParsedMessage], clock: LocalClock) -> int:
