@@ -12,13 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from wallie.errors import NotFound
 from wallie.knowledge.documents import DocumentError
 from wallie.knowledge.uploads import UploadPathError, import_upload
+from wallie.logging import get_logger
 from wallie.settings import get_settings
 from wallie.whatsapp.errors import WhatsAppError
 from wallie.whatsapp.importer import ImportResult, MeRequiredError, store_chunk
+from wallie.whatsapp.reimport import ImportInProgressError
 
 #: Errors that no retry can fix: the job fails at once. An
 #: ``ImportInProgressError`` is not among them: the job is retried, with
@@ -30,6 +33,17 @@ PERMANENT_ERRORS = (
     UploadPathError,
     NotFound,
 )
+
+logger = get_logger(__name__)
+
+#: Retries of ``knowledge_import`` that wait for another import of the same
+#: file, on top of its ``max_retries``. From the sixth on, each waits 150 to
+#: 300 seconds, so 200 of them last longer than ABANDONED_AFTER (6 hours).
+#: Then the next retry replaces the import it waited for as abandoned.
+IN_PROGRESS_RETRIES = 200
+
+#: Message option that counts the retries spent waiting for another import.
+WAITS_OPTION = "import_waits"
 
 
 def send_follow_ups(broker: dramatiq.Broker, user_id: int, result: ImportResult) -> list[str]:
@@ -71,7 +85,12 @@ def knowledge_import(
     A large WhatsApp export is split into chunks, each sent to
     ``knowledge_batch_import``.
     """
-    outcome = import_upload(user_id, path, get_settings(), me=me, date_order=date_order)
+    try:
+        outcome = import_upload(user_id, path, get_settings(), me=me, date_order=date_order)
+    except ImportInProgressError as error:
+        _wait_without_spending_retries(user_id, error)
+        raise
+
     for chunk in range(1, outcome.chunks + 1):
         knowledge_batch_import.send(user_id=user_id, import_id=outcome.import_id,
                                     chunk=chunk)
@@ -81,6 +100,33 @@ def knowledge_import(
 
     return {"kind": outcome.kind, "import_id": outcome.import_id,
             "chunks": outcome.chunks}
+
+
+def _wait_without_spending_retries(user_id: int, error: ImportInProgressError) -> None:
+    """Raise the current job's retry budget by one for a retry that waits.
+
+    The job is retried with backoff while the import it waits for is
+    stored. Those retries leave its ``max_retries`` for other errors, up to
+    :data:`IN_PROGRESS_RETRIES` of them.
+    """
+    message: Any = CurrentMessage.get_current_message()
+    if message is None:
+        return
+
+    waits = message.options.get(WAITS_OPTION, 0)
+    if waits >= IN_PROGRESS_RETRIES:
+        logger.warning(
+            "Import job %s of user %s waited %d times for import %s. Further "
+            "retries count against its max_retries.",
+            message.message_id, user_id, waits, error.import_id,
+        )
+        return
+
+    budget = message.options.get("max_retries", knowledge_import.options["max_retries"])
+    message.options["max_retries"] = budget + 1
+    message.options[WAITS_OPTION] = waits + 1
+    logger.info("Import job %s of user %s waits for import %s of the same file (%d of %d).",
+                message.message_id, user_id, error.import_id, waits + 1, IN_PROGRESS_RETRIES)
 
 
 @dramatiq.actor(

@@ -13,6 +13,7 @@ from typing import Any
 import dramatiq
 import peewee
 import pytest
+from dramatiq.middleware import Middleware
 
 import actors
 from wallie.broker import embedded_worker, run_embedded
@@ -185,3 +186,47 @@ def test_import_with_new_date_order_replaces(
     assert second.stats["replaced_import"] == first.id
     assert Message.select().count() == 20
     assert dates == {datetime.date(2026, 5, 1)}
+
+
+def test_import_waits_beyond_its_retries(
+    stub_broker: dramatiq.Broker, configure: Callable[..., Settings], settings: Settings
+) -> None:
+    # Given an upload split into chunks day first, of which only the first
+    # is stored
+    user, _ = get_or_create_user("sam@example.com", locale="en-GB")
+    path = generated_chat(settings.home / "uploads" / "chat.txt", 40)
+    import_id, chunks = importer.split_into_chunks(user, path, settings, me="Sam Carter",
+                                                   chunk_size=10)
+    importer.store_chunk(settings, import_id, 1)
+
+    # And the rest of it stored only after the new reading failed as many
+    # times as knowledge_import may fail for other errors, plus one
+    failures: list[str] = []
+
+    class FinishLate(Middleware):
+        def after_process_message(self, broker: dramatiq.Broker, message: Any, *,
+                                  result: Any = None, exception: BaseException | None = None
+                                  ) -> None:
+            if exception is None:
+                return
+
+            failures.append(type(exception).__name__)
+            if len(failures) == actors.knowledge_import.options["max_retries"] + 1:
+                for number in range(2, chunks + 1):
+                    importer.store_chunk(settings, import_id, number)
+
+    stub_broker.add_middleware(FinishLate())
+
+    # When the worker imports it month first meanwhile
+    actors.knowledge_import.send(user_id=user.id, path="uploads/chat.txt", me="Sam Carter",
+                                 date_order="mdy")
+    run_embedded(stub_broker)
+
+    # Then the job waited without spending its retries, and replaced the
+    # finished import once it could
+    newest = Import.select().order_by(Import.id.desc()).get()
+    assert failures == ["ImportInProgressError"] * (actors.knowledge_import.options["max_retries"] + 1)
+    assert Import.get_by_id(import_id).status == "replaced"
+    assert newest.status == "done"
+    assert newest.stats["replaced_import"] == import_id
+    assert Message.select().count() == 40
