@@ -226,6 +226,33 @@ def test_failed_write_retried_next_flush(
     assert run.finished_at is not None
 
 
+def test_rejected_row_does_not_block_later_rows(stub_broker: dramatiq.Broker) -> None:
+    # Given a worker that ran a message whose user id PostgreSQL's integer
+    # column cannot hold, then an ordinary one
+    history = RunHistory(flush_interval_ms=10_000)
+
+    @dramatiq.actor(broker=stub_broker)
+    def ping(user_id: int) -> None:
+        pass
+
+    too_large = ping.message(2**31)
+    history.before_process_message(stub_broker, too_large)
+    history.after_process_message(stub_broker, too_large)
+    history.flush()
+    ordinary = ping.message(7)
+    history.before_process_message(stub_broker, ordinary)
+    history.after_process_message(stub_broker, ordinary)
+
+    # When the worker writes again
+    history.flush()
+
+    # Then the ordinary run is stored, and nothing waits to be written
+    [run] = _runs(ordinary.message_id)
+    assert run.status == "succeeded"
+    assert run.user_id == 7
+    assert history._pending == {}
+
+
 def test_negative_flush_interval_is_rejected() -> None:
     with pytest.raises(ValueError, match="got -1"):
         RunHistory(flush_interval_ms=-1)

@@ -298,7 +298,28 @@ class RunHistory(Middleware):
         try:
             _upsert(events)
         except peewee.PeeweeException:
-            self._keep_for_next_flush(events)
+            self._write_one_by_one(events)
+
+    def _write_one_by_one(self, events: list[dict[str, Any]]) -> None:
+        """Write events after their batch failed: drop the ones the database rejects.
+
+        An event that fails alone with a data or integrity error, such as a
+        user id out of the column's range, would fail every later batch too,
+        so it is dropped. Any other error (a lost connection, a locked or
+        missing table) keeps that event and the rest for the next flush.
+        """
+        for index, event in enumerate(events):
+            try:
+                _upsert([event])
+            except (peewee.DataError, peewee.IntegrityError):
+                self.logger.exception(
+                    "Failed to write the run history of message %r, attempt %d; "
+                    "the database rejected it, so it is dropped.",
+                    event["message_id"], event["attempt"],
+                )
+            except peewee.PeeweeException:
+                self._keep_for_next_flush(events[index:])
+                return
 
     def _keep_for_next_flush(self, events: list[dict[str, Any]]) -> None:
         """Queue events that failed to write for the next flush, up to the maximum."""
