@@ -313,8 +313,8 @@ class RunHistory(Middleware):
                 _upsert([event])
             except (peewee.DataError, peewee.IntegrityError):
                 self.logger.exception(
-                    "Failed to write the run history of message %r, attempt %d; "
-                    "the database rejected it, so it is dropped.",
+                    "Failed to write the run history of message %r, attempt %d. "
+                    "The database rejected it, so it is dropped.",
                     event["message_id"], event["attempt"],
                 )
             except peewee.PeeweeException:
@@ -393,7 +393,7 @@ def _upsert(events: list[dict[str, Any]]) -> None:
     database = JobRun._meta.database
     template = _upsert_template(database)
     # Rows in key order: two workers that write overlapping rows lock them in
-    # the same order, and so cannot deadlock each other.
+    # the same order, which avoids deadlocks between their batches.
     events = sorted(events, key=lambda event: (event["message_id"], event["attempt"]))
     rows = [_row_values(event) for event in events]
     with database.atomic():
