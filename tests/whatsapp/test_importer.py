@@ -6,6 +6,7 @@ import datetime
 import zipfile
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import peewee
@@ -14,7 +15,7 @@ import pytest
 from wallie.db.models import Attachment, Contact, Conversation, Import, Message, User
 from wallie.settings import Settings
 from wallie.storage import find_or_create_contact, get_or_create_user
-from wallie.whatsapp import NotAnExportError
+from wallie.whatsapp import NotAnExportError, importer
 from wallie.whatsapp.importer import (
     LocalClock,
     MeRequiredError,
@@ -419,6 +420,37 @@ def test_chunks_store_once_and_finish(settings: Settings, db: peewee.Database,
     # And the chunk files stay until the last chunk is stored, then go
     assert len(files_before_last) == chunks
     assert not chunk_folder(settings, import_id).exists()
+
+
+def test_duplicate_last_chunk_after_finish(settings: Settings, db: peewee.Database,
+                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    # Given a split import with every chunk stored but the last
+    user, _ = get_or_create_user("sam@example.com")
+    path = write_chat(tmp_path, sample_lines())
+    import_id, chunks = split_into_chunks(user, path, settings, me="Sam Carter",
+                                          chunk_size=10)
+    for number in range(1, chunks):
+        store_chunk(settings, import_id, number)
+
+    # When two deliveries of the last chunk's job run, and the first finishes
+    # the import and removes the chunk files after the second read the row
+    folder = importer.chunk_folder
+    finished: list[Any] = []
+
+    def finish_first(*args: Any) -> Path:
+        monkeypatch.setattr(importer, "chunk_folder", folder)
+        finished.append(store_chunk(settings, import_id, chunks))
+        return folder(*args)
+
+    monkeypatch.setattr(importer, "chunk_folder", finish_first)
+    second = store_chunk(settings, import_id, chunks)
+
+    # Then the second returns without an error, and the import is done once
+    assert finished[0] is not None
+    assert second is None
+    assert Import.get_by_id(import_id).status == "done"
+    assert Message.select().count() == 42
 
 
 def test_conversation_is_group_with_three_participants(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
+import threading
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import peewee
 import pytest
@@ -23,13 +26,14 @@ from wallie.db.models import (
 )
 from wallie.settings import Settings
 from wallie.storage import get_or_create_user
+from wallie.whatsapp import importer
 from wallie.whatsapp.importer import (
     chunk_folder,
     import_whatsapp,
     split_into_chunks,
     store_chunk,
 )
-from wallie.whatsapp.reimport import ImportInProgressError
+from wallie.whatsapp.reimport import ImportInProgressError, ImportReplacedError
 
 from .test_importer import sample_lines, write_chat
 
@@ -482,6 +486,92 @@ def test_stalled_one_job_import_is_replaced(
     assert again.stats["replaced_import"] == first.import_id
     assert Import.get_by_id(first.import_id).status == "replaced"
     assert Message.select().count() == again.stats["parsed_messages"]
+
+
+def _long_chat(folder: Path, count: int) -> Path:
+    """Write an export of ``count`` messages, one a minute, whose dates read in either order."""
+    start = datetime.datetime(2026, 3, 1, 8, 0)
+    lines = []
+    for number in range(count):
+        moment = start + datetime.timedelta(minutes=number)
+        sender = "Sam Carter" if number % 2 else "Ana Souza"
+        lines.append(f"{moment:%m/%d/%y, %H:%M} - {sender}: message {number}\n")
+    return write_chat(folder, lines)
+
+
+def test_replaced_one_job_import_stops(
+    settings: Settings, db: peewee.Database, tmp_path: Path
+) -> None:
+    # Given a one-job import of more than one batch that shows no progress
+    # for an hour after its first batch, while its process is still alive
+    user = british_user()
+    path = _long_chat(tmp_path, importer.BATCH_SIZE * 2 + 100)
+    newer = []
+
+    def replace_after_first_batch(done: int, total: int) -> None:
+        if newer:
+            return
+
+        row = Import.select().order_by(Import.id).get()
+        an_hour_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+        progress = {**row.stats["progress"], "updated_at": an_hour_ago.isoformat()}
+        Import.update(stats={**row.stats, "progress": progress}).where(
+            Import.id == row.id
+        ).execute()
+        # When a new reading replaces it meanwhile
+        newer.append(import_whatsapp(user, path, settings, me="Ana Souza"))
+
+    with pytest.raises(ImportReplacedError) as raised:
+        import_whatsapp(user, path, settings, me="Sam Carter",
+                        progress=replace_after_first_batch)
+
+    # Then the old import stops, stays replaced, and keeps none of its messages
+    [again] = newer
+    old_id = raised.value.import_id
+    assert again.stats["replaced_import"] == old_id
+    assert Import.get_by_id(old_id).status == "replaced"
+    assert Message.select().where(Message.source_import == old_id).count() == 0
+    assert Message.select().count() == again.stats["parsed_messages"]
+
+
+def test_two_new_readings_at_once_store_one(
+    settings: Settings, db: peewee.Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two imports of one file, day first and month first, that start
+    # together in two threads
+    user = british_user()
+    path = write_chat(tmp_path, ambiguous_lines())
+    both_planned = threading.Barrier(2, timeout=1)
+    add_participants = importer.add_participants
+
+    def add_together(*args: Any, **kwargs: Any) -> Any:
+        # Between planning and creating its import row, wait up to a second
+        # for the other import to get this far too
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_planned.wait()
+        return add_participants(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "add_participants", add_together)
+    errors: list[BaseException] = []
+
+    def run(order: str) -> None:
+        try:
+            with db.connection_context():
+                import_whatsapp(user, path, settings, me="Sam Carter", date_order=order)
+        except ImportInProgressError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(order,)) for order in ("dmy", "mdy")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then the second either waits for the first or replaces it, and each
+    # message is stored once
+    statuses = sorted(row.status for row in Import.select())
+    assert len(errors) == 1 or statuses == ["done", "replaced"]
+    assert Message.select().count() == 42
 
 
 def test_other_users_import_is_untouched(

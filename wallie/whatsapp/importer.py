@@ -89,7 +89,14 @@ from wallie.whatsapp import (
     normalize_phone,
     parse_export,
 )
-from wallie.whatsapp.reimport import plan_reimport, replace_imports
+from wallie.whatsapp.reimport import (
+    IN_PROGRESS,
+    REPLACED,
+    ImportReplacedError,
+    delete_import_messages,
+    plan_reimport,
+    replace_imports,
+)
 
 logger = get_logger(__name__)
 
@@ -543,8 +550,10 @@ def _store_plan(
 ) -> ImportPlan:
     contacts: dict[str, int] = {}
     # One transaction, so that a re-import that plan_reimport rejects leaves
-    # the contacts as they were, the user's own one included.
-    with Import._meta.database.atomic():
+    # the contacts as they were, the user's own one included. The user's row
+    # is locked until the import row exists, so two imports of one file that
+    # start together see each other in plan_reimport.
+    with _user_locked(user.id):
         for (display, phone), sender in found.senders.items():
             is_number = sender.label == phone
             contact = find_or_create_contact(
@@ -558,19 +567,20 @@ def _store_plan(
 
         self_id = contacts[sender_key(self_sender.display, self_sender.phone)]
         reimport = plan_reimport(user.id, sha256, found.date_order, self_id)
-    if reimport.conversation_id is not None:
-        conversation = Conversation.get_by_id(reimport.conversation_id)
-    else:
-        conversation = _new_conversation(user, path, name, found, contacts, self_sender)
-    members = [Contact.get_by_id(cid) for cid in contacts.values()]
-    add_participants(conversation, members)
-    stats = _base_stats(found)
-    stats.update(me=self_sender.label, locale=user.locale or "",
-                 same_file_as_import=reimport.same_file_as_import)
-    row = Import.create(
-        user=user, kind="whatsapp", source_name=name[:500], sha256=sha256,
-        status=status, size_bytes=size, stats=stats,
-    )
+        if reimport.conversation_id is not None:
+            conversation = Conversation.get_by_id(reimport.conversation_id)
+        else:
+            conversation = _new_conversation(user, path, name, found, contacts, self_sender)
+        members = [Contact.get_by_id(cid) for cid in contacts.values()]
+        add_participants(conversation, members)
+        stats = _base_stats(found)
+        stats.update(me=self_sender.label, locale=user.locale or "",
+                     same_file_as_import=reimport.same_file_as_import)
+        row = Import.create(
+            user=user, kind="whatsapp", source_name=name[:500], sha256=sha256,
+            status=status, size_bytes=size, stats=stats,
+        )
+
     plan = ImportPlan(
         user_id=user.id, import_id=row.id, conversation_id=conversation.id,
         contacts=contacts, self_contact_id=self_id, time_zone=str(user_zone(user)),
@@ -965,13 +975,19 @@ def import_whatsapp(
     plan = prepared.plan
     try:
         _store_spooled(prepared, progress)
+        return finish(plan.import_id)
+    except ImportReplacedError:
+        # Every writer has stopped, so no batch lands after this.
+        deleted = delete_import_messages(settings, plan.user_id, plan.import_id,
+                                         plan.conversation_id)
+        logger.warning("Import %s was replaced while it was stored. Deleted the %d "
+                       "messages it stored since.", plan.import_id, deleted.get("message", 0))
+        raise
     except BaseException as error:
         _fail(plan.import_id, error)
         raise
     finally:
         prepared.close()
-
-    return finish(plan.import_id)
 
 
 def _store_spooled(prepared: Prepared, progress: Progress | None) -> None:
@@ -1041,6 +1057,9 @@ def _advance(
 
 def _record_progress(import_id: int, done: int, total: int) -> None:
     row = Import.get_by_id(import_id)
+    if row.status == REPLACED:
+        raise ImportReplacedError(import_id)
+
     stats = dict(row.stats)
     # plan_reimport replaces an import whose progress stopped long ago, so
     # every update records its time.
@@ -1051,7 +1070,7 @@ def _record_progress(import_id: int, done: int, total: int) -> None:
 
 def _fail(import_id: int, error: BaseException) -> None:
     Import.update(status="failed", error=str(error)[:2000], finished_at=utcnow()).where(
-        Import.id == import_id
+        (Import.id == import_id) & (Import.status != REPLACED)
     ).execute()
     logger.error("Import %s failed: %s.", import_id, type(error).__name__)
 
@@ -1060,6 +1079,9 @@ def finish(import_id: int) -> ImportResult:
     """Count what the import stored, mark it done or partial, and return its result.
 
     Counts come from the database, so a retried batch is never counted twice.
+
+    Raises:
+      ImportReplacedError: When a new reading of the file replaced the import.
     """
     row = Import.get_by_id(import_id)
     stats = dict(row.stats)
@@ -1089,8 +1111,13 @@ def finish(import_id: int) -> ImportResult:
     stats["progress"] = {**stats.get("progress", {}),
                          "messages_done": stats["parsed_messages"]}
     status = "partial" if stats.get("unparsed_lines") else "done"
-    Import.update(status=status, stats=stats, finished_at=utcnow(),
-                  processed_bytes=row.size_bytes).where(Import.id == import_id).execute()
+    updated = Import.update(status=status, stats=stats, finished_at=utcnow(),
+                            processed_bytes=row.size_bytes).where(
+        (Import.id == import_id) & (Import.status != REPLACED)
+    ).execute()
+    if not updated:
+        raise ImportReplacedError(import_id)
+
     touch_conversation(plan.conversation_id)
     logger.info(
         "Import %s stored %d messages and %d system events and skipped %d duplicates.",
@@ -1213,6 +1240,20 @@ def split_into_chunks(
 
 
 @contextmanager
+def _user_locked(user_id: int) -> Iterator[None]:
+    """Hold a write lock on the user's row for the block, in one transaction."""
+    database = Import._meta.database
+    if isinstance(getattr(database, "obj", database), peewee.SqliteDatabase):
+        with database.atomic("IMMEDIATE"):
+            yield
+        return
+
+    with database.atomic():
+        User.select(User.id).where(User.id == user_id).for_update().get()
+        yield
+
+
+@contextmanager
 def _locked(import_id: int) -> Iterator[Import]:
     """Hold a write lock on the import row for the block."""
     database = Import._meta.database
@@ -1246,8 +1287,20 @@ def store_chunk(
         logger.info("Chunk %d of import %s is already stored.", chunk, import_id)
         return None
 
+    if row.status == REPLACED:
+        logger.info("Chunk %d of import %s is not stored: the import was replaced.",
+                    chunk, import_id)
+        return None
+
     path = chunk_folder(settings, import_id) / f"chunk-{chunk}.json"
     if not path.is_file():
+        # Another delivery of this job may have stored the chunk and removed
+        # the files since the row was read.
+        row = Import.get_by_id(import_id)
+        if chunk in row.stats.get("chunks_done", []) or row.status not in IN_PROGRESS:
+            logger.info("Chunk %d of import %s was stored by another job.", chunk, import_id)
+            return None
+
         raise NotFound("chunk file", str(path), "Split the import again.")
 
     plan = ImportPlan.from_json(row.stats["plan"])

@@ -80,6 +80,18 @@ class ImportInProgressError(WallieError):
         )
 
 
+class ImportReplacedError(WallieError):
+    """Raised when a new reading of a file replaced an import while it was stored."""
+
+    def __init__(self, import_id: int) -> None:
+        self.import_id = import_id
+        super().__init__(
+            f"Import {import_id} was replaced by a new reading of the same file while "
+            "it was being stored, so the messages it stored were removed. The newer "
+            "import has the file's messages; nothing needs to be done."
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class EarlierImport:
     """An earlier import of the same file, as its ``Import`` row records it."""
