@@ -21,7 +21,7 @@ from wallie.logging import get_logger
 from wallie.settings import get_settings
 from wallie.whatsapp.errors import WhatsAppError
 from wallie.whatsapp.importer import ImportResult, MeRequiredError, store_chunk
-from wallie.whatsapp.reimport import ImportInProgressError
+from wallie.whatsapp.reimport import ImportInProgressError, ImportReplacedError
 
 #: Errors that no retry can fix: the job fails at once. An
 #: ``ImportInProgressError`` is not among them: the job is retried, with
@@ -32,6 +32,7 @@ PERMANENT_ERRORS = (
     DocumentError,
     UploadPathError,
     NotFound,
+    ImportReplacedError,
 )
 
 logger = get_logger(__name__)
@@ -110,7 +111,9 @@ def _wait_without_spending_retries(user_id: int, error: ImportInProgressError) -
     :data:`IN_PROGRESS_RETRIES` of them.
     """
     message: Any = CurrentMessage.get_current_message()
-    if message is None:
+    if message is None or get_settings().embedded:
+        # In-process, the waits would hold the command for minutes, mostly
+        # for an import that a killed command left in progress.
         return
 
     waits = message.options.get(WAITS_OPTION, 0)

@@ -188,19 +188,22 @@ def test_import_with_new_date_order_replaces(
     assert dates == {datetime.date(2026, 5, 1)}
 
 
-def test_import_waits_beyond_its_retries(
-    stub_broker: dramatiq.Broker, configure: Callable[..., Settings], settings: Settings
-) -> None:
-    # Given an upload split into chunks day first, of which only the first
-    # is stored
+def _import_during_batch(
+    stub_broker: dramatiq.Broker, settings: Settings, finish_after: int | None
+) -> tuple[int, list[str]]:
+    """Send a month-first import of an upload that a day-first batch import is storing.
+
+    The batch import stores its first chunk, and the rest once the new
+    reading has failed ``finish_after`` times (never when None).
+
+    Returns:
+      The batch import's id, and the names of the errors of each failure.
+    """
     user, _ = get_or_create_user("sam@example.com", locale="en-GB")
     path = generated_chat(settings.home / "uploads" / "chat.txt", 40)
     import_id, chunks = importer.split_into_chunks(user, path, settings, me="Sam Carter",
                                                    chunk_size=10)
     importer.store_chunk(settings, import_id, 1)
-
-    # And the rest of it stored only after the new reading failed as many
-    # times as knowledge_import may fail for other errors, plus one
     failures: list[str] = []
 
     class FinishLate(Middleware):
@@ -211,22 +214,48 @@ def test_import_waits_beyond_its_retries(
                 return
 
             failures.append(type(exception).__name__)
-            if len(failures) == actors.knowledge_import.options["max_retries"] + 1:
+            if len(failures) == finish_after:
                 for number in range(2, chunks + 1):
                     importer.store_chunk(settings, import_id, number)
 
     stub_broker.add_middleware(FinishLate())
-
-    # When the worker imports it month first meanwhile
     actors.knowledge_import.send(user_id=user.id, path="uploads/chat.txt", me="Sam Carter",
                                  date_order="mdy")
     run_embedded(stub_broker)
+    return import_id, failures
+
+
+@pytest.mark.redis
+def test_import_waits_beyond_its_retries(
+    stub_broker: dramatiq.Broker, configure: Callable[..., Settings], redis_url: str
+) -> None:
+    # Given the settings of a worker on Redis, with the jobs run here
+    settings = configure(redis_url=redis_url)
+    attempts = actors.knowledge_import.options["max_retries"] + 1
+
+    # When a new reading of a file fails while a batch import of it is stored,
+    # as many times as the job may fail for other errors
+    import_id, failures = _import_during_batch(stub_broker, settings, attempts)
 
     # Then the job waited without spending its retries, and replaced the
     # finished import once it could
     newest = Import.select().order_by(Import.id.desc()).get()
-    assert failures == ["ImportInProgressError"] * (actors.knowledge_import.options["max_retries"] + 1)
+    assert failures == ["ImportInProgressError"] * attempts
     assert Import.get_by_id(import_id).status == "replaced"
     assert newest.status == "done"
     assert newest.stats["replaced_import"] == import_id
     assert Message.select().count() == 40
+
+
+def test_embedded_import_does_not_wait(
+    stub_broker: dramatiq.Broker, configure: Callable[..., Settings], settings: Settings
+) -> None:
+    # When a new reading of a file runs in-process while a batch import of
+    # it is stored
+    import_id, failures = _import_during_batch(stub_broker, settings, None)
+
+    # Then the job fails after its ordinary retries, and the batch import stays
+    attempts = actors.knowledge_import.options["max_retries"] + 1
+    assert failures == ["ImportInProgressError"] * attempts
+    assert Import.get_by_id(import_id).status == "running"
+    assert Import.select().count() == 1
