@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -16,6 +15,7 @@ import pytest
 from dramatiq.middleware import Middleware
 
 import actors
+from tests.chats import generated_chat
 from wallie.broker import embedded_worker, run_embedded
 from wallie.db.models import Import, KnowledgeDocument, Message, Reminder
 from wallie.knowledge.uploads import UploadPathError, import_upload
@@ -25,19 +25,6 @@ from wallie.whatsapp import importer
 
 #: Maximum wait for a worker pool to finish a batch import, in seconds.
 WAIT_SECONDS = 120
-
-
-def generated_chat(path: Path, count: int) -> Path:
-    """Write a two-person Android export of ``count`` messages, one a minute."""
-    start = datetime.datetime(2026, 1, 5, 8, 0)
-    lines = []
-    for number in range(count):
-        moment = start + datetime.timedelta(minutes=number)
-        sender = "Sam Carter" if number % 2 else "Ana Souza"
-        lines.append(f"{moment:%d/%m/%Y, %H:%M} - {sender}: message {number} about order\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(lines), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -19,6 +19,16 @@ def _runs(message_id: str) -> list[JobRun]:
     return list(JobRun.select().where(JobRun.message_id == message_id).order_by(JobRun.attempt))
 
 
+def _ping(broker: dramatiq.Broker) -> dramatiq.Actor:
+    """Declare a no-op actor that takes an optional user id on ``broker``."""
+
+    @dramatiq.actor(broker=broker)
+    def ping(user_id: int = 0) -> None:
+        pass
+
+    return ping
+
+
 def test_successful_run_is_recorded_with_timings(stub_broker: dramatiq.Broker) -> None:
     @dramatiq.actor(broker=stub_broker)
     def add_lead(user_id: int, name: str) -> None:
@@ -105,11 +115,7 @@ def test_late_enqueued_event_does_not_undo_a_finished_status(stub_broker: dramat
     # Given a history that buffers events, as workers on Redis do
     history = RunHistory(flush_interval_ms=10_000)
 
-    @dramatiq.actor(broker=stub_broker)
-    def ping() -> None:
-        pass
-
-    message = ping.message()
+    message = _ping(stub_broker).message()
     # When the worker's events are written before the sender's enqueued event
     history.before_process_message(stub_broker, message)
     history.after_process_message(stub_broker, message)
@@ -127,11 +133,7 @@ def test_late_delay_keeps_final_status(stub_broker: dramatiq.Broker) -> None:
     # Given two worker processes that buffer their events
     first, second = RunHistory(flush_interval_ms=10_000), RunHistory(flush_interval_ms=10_000)
 
-    @dramatiq.actor(broker=stub_broker)
-    def ping() -> None:
-        pass
-
-    message = ping.message()
+    message = _ping(stub_broker).message()
     # When the first delays the message to a later slot under the same id and
     # attempt, and the second runs the copy and writes its events first
     first.before_process_message(stub_broker, message)
@@ -159,11 +161,7 @@ def test_buffered_deferral_keeps_final_status(stub_broker: dramatiq.Broker) -> N
     # Given a worker whose events for one attempt are still in memory
     history = RunHistory(flush_interval_ms=10_000)
 
-    @dramatiq.actor(broker=stub_broker)
-    def ping() -> None:
-        pass
-
-    message = ping.message()
+    message = _ping(stub_broker).message()
     # When the attempt is deferred, then runs and succeeds, then an old
     # deferral of the same attempt is queued again
     history.before_process_message(stub_broker, message)
@@ -202,11 +200,7 @@ def test_failed_write_retried_next_flush(
     # Given a worker that ran a message while its table could not be written
     history = RunHistory(flush_interval_ms=10_000)
 
-    @dramatiq.actor(broker=stub_broker)
-    def ping() -> None:
-        pass
-
-    message = ping.message()
+    message = _ping(stub_broker).message()
     history.before_process_message(stub_broker, message)
     db.execute_sql("ALTER TABLE job_run RENAME TO job_run_away")
     try:
@@ -231,10 +225,7 @@ def test_rejected_row_does_not_block_later_rows(stub_broker: dramatiq.Broker) ->
     # column cannot hold, then an ordinary one
     history = RunHistory(flush_interval_ms=10_000)
 
-    @dramatiq.actor(broker=stub_broker)
-    def ping(user_id: int) -> None:
-        pass
-
+    ping = _ping(stub_broker)
     too_large = ping.message(2**31)
     history.before_process_message(stub_broker, too_large)
     history.after_process_message(stub_broker, too_large)

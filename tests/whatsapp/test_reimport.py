@@ -13,6 +13,7 @@ from typing import Any
 import peewee
 import pytest
 
+from tests.chats import generated_chat
 from wallie.db.models import (
     Attachment,
     Contact,
@@ -488,24 +489,13 @@ def test_stalled_one_job_import_is_replaced(
     assert Message.select().count() == again.stats["parsed_messages"]
 
 
-def _long_chat(folder: Path, count: int) -> Path:
-    """Write an export of ``count`` messages, one a minute, whose dates read in either order."""
-    start = datetime.datetime(2026, 3, 1, 8, 0)
-    lines = []
-    for number in range(count):
-        moment = start + datetime.timedelta(minutes=number)
-        sender = "Sam Carter" if number % 2 else "Ana Souza"
-        lines.append(f"{moment:%m/%d/%y, %H:%M} - {sender}: message {number}\n")
-    return write_chat(folder, lines)
-
-
 def test_replaced_one_job_import_stops(
     settings: Settings, db: peewee.Database, tmp_path: Path
 ) -> None:
     # Given a one-job import of more than one batch that shows no progress
     # for an hour after its first batch, while its process is still alive
     user = british_user()
-    path = _long_chat(tmp_path, importer.BATCH_SIZE * 2 + 100)
+    path = generated_chat(tmp_path / "chat.txt", importer.BATCH_SIZE * 2 + 100)
     newer = []
 
     def replace_after_first_batch(done: int, total: int) -> None:
