@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import zlib
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +68,30 @@ def get_or_create_user(
     return User.get(User.email == address), inserted == 1
 
 
+def is_sqlite(database: Any) -> bool:
+    """Return True when ``database``, or the database behind its proxy, is SQLite."""
+    return isinstance(getattr(database, "obj", database), SqliteDatabase)
+
+
+@contextmanager
+def locked_row(model: Any, row_id: int) -> Iterator[Any]:
+    """Open a transaction that holds a write lock on one row, and yield the row.
+
+    The row is None when it does not exist. PostgreSQL locks the row with
+    ``SELECT ... FOR UPDATE``. SQLite has no row locks, so there the
+    transaction begins ``IMMEDIATE`` and takes the database's write lock.
+    """
+    database = model._meta.database
+    query = model.select().where(model.id == row_id)
+    if is_sqlite(database):
+        with database.atomic("IMMEDIATE"):
+            yield query.first()
+        return
+
+    with database.atomic():
+        yield query.for_update().first()
+
+
 def delete_user_if_unused(user_id: int) -> bool:
     """Delete the user unless a row of another table refers to it.
 
@@ -77,16 +102,8 @@ def delete_user_if_unused(user_id: int) -> bool:
     Returns:
       Whether the user was deleted.
     """
-    database = User._meta.database
-    row = User.select(User.id).where(User.id == user_id)
-    if isinstance(getattr(database, "obj", database), SqliteDatabase):
-        # SQLite has no row locks: IMMEDIATE takes the database's write lock.
-        transaction = database.atomic("IMMEDIATE")
-    else:
-        transaction = database.atomic()
-        row = row.for_update()
-    with transaction:
-        if row.first() is None:
+    with locked_row(User, user_id) as row:
+        if row is None:
             return False
 
         for field in User._meta.backrefs:
@@ -313,7 +330,7 @@ def insert_message_values(
     database = Message._meta.database
     fields = [Message._meta.fields[name] for name in columns]
     with database.atomic():
-        if isinstance(getattr(database, "obj", database), SqliteDatabase):
+        if is_sqlite(database):
             return _insert_sqlite(database, fields, values, ids_for)
         return _insert_postgres(database, fields, values, ids_for)
 

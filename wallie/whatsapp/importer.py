@@ -52,13 +52,10 @@ import tempfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import peewee
 
 from wallie.db.fields import utcnow
 from wallie.db.models import Attachment as AttachmentRow
@@ -78,6 +75,8 @@ from wallie.storage import (
     find_contact,
     find_or_create_contact,
     insert_message_values,
+    is_sqlite,
+    locked_row,
     touch_conversation,
     upsert_conversation,
 )
@@ -553,7 +552,7 @@ def _store_plan(
     # the contacts as they were, the user's own one included. The user's row
     # is locked until the import row exists, so two imports of one file that
     # start together see each other in plan_reimport.
-    with _user_locked(user.id):
+    with locked_row(User, user.id):
         for (display, phone), sender in found.senders.items():
             is_number = sender.label == phone
             contact = find_or_create_contact(
@@ -1013,8 +1012,7 @@ def _store_spooled(prepared: Prepared, progress: Progress | None) -> None:
             done = _advance(plan, done, len(batch), total, progress)
         return
 
-    is_sqlite = isinstance(getattr(database, "obj", database), peewee.SqliteDatabase)
-    writers = 1 if is_sqlite else POSTGRES_WRITERS
+    writers = 1 if is_sqlite(database) else POSTGRES_WRITERS
     pending: deque[tuple[Future[int], int]] = deque()
     done = 0
     pool = ThreadPoolExecutor(writers, thread_name_prefix="whatsapp-import")
@@ -1239,33 +1237,6 @@ def split_into_chunks(
     return import_id, count
 
 
-@contextmanager
-def _user_locked(user_id: int) -> Iterator[None]:
-    """Hold a write lock on the user's row for the block, in one transaction."""
-    database = Import._meta.database
-    if isinstance(getattr(database, "obj", database), peewee.SqliteDatabase):
-        with database.atomic("IMMEDIATE"):
-            yield
-        return
-
-    with database.atomic():
-        User.select(User.id).where(User.id == user_id).for_update().get()
-        yield
-
-
-@contextmanager
-def _locked(import_id: int) -> Iterator[Import]:
-    """Hold a write lock on the import row for the block."""
-    database = Import._meta.database
-    if isinstance(getattr(database, "obj", database), peewee.SqliteDatabase):
-        with database.atomic("IMMEDIATE"):
-            yield Import.get_by_id(import_id)
-        return
-
-    with database.atomic():
-        yield Import.select().where(Import.id == import_id).for_update().get()
-
-
 def store_chunk(
     settings: Settings, import_id: int, chunk: int, *, user_id: int | None = None
 ) -> ImportResult | None:
@@ -1325,7 +1296,10 @@ def store_chunk_batch(plan: ImportPlan, batch: list[ParsedMessage], clock: Local
 
 
 def _mark_chunk(import_id: int, chunk: int, size: int) -> ImportResult | None:
-    with _locked(import_id) as row:
+    with locked_row(Import, import_id) as row:
+        if row is None:
+            raise NotFound("import", import_id)
+
         stats = dict(row.stats)
         done = sorted(set(stats.get("chunks_done", [])) | {chunk})
         stats["chunks_done"] = done
