@@ -325,13 +325,13 @@ class RunHistory(Middleware):
         """Queue events that failed to write for the next flush, up to the maximum."""
         with self._lock:
             room = MAX_PENDING_EVENTS - len(self._pending)
-            kept = events[:max(room, 0)]
-            for event in kept:
+            requeued = events[:max(room, 0)]
+            for event in requeued:
                 key = (event["message_id"], event["attempt"])
                 newer = self._pending.get(key)
                 self._pending[key] = event if newer is None else _merge(event, newer)
 
-        dropped = len(events) - len(kept)
+        dropped = len(events) - len(requeued)
         if dropped:
             self.logger.exception(
                 "Failed to write %d run history events. Dropped %d of them, because "
